@@ -1,0 +1,82 @@
+"""report.json, report.md and plots for `dwz evaluate`, rewritten after every result (atomically)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+
+def write_report_files(report_dir: Path, results: list[dict], meta: dict) -> None:
+    report = {"results": results, **meta}
+    _atomic_write(report_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    _atomic_write(report_dir / "report.md", markdown_report(report))
+    plot_cer_vs_speed(results, report_dir / "cer_vs_speed.png")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def _percent(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) or math.isinf(value) else f"{100 * value:.2f}%"
+
+
+def markdown_report(report: dict) -> str:
+    lines = [
+        "# Evaluation report",
+        "",
+        f"Device: {report['device']}; batch size {report['batch_size']}; decoding: "
+        + ", ".join(f"{k}={v}" for k, v in report["decoding"].items())
+        + f"; {report['date']}.",
+        "",
+        "| model | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | speed-up | looped | "
+        "cut by token cap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {r['utterances']} | {r['audio_seconds']:.1f} | {r['params']:,} | "
+            f"{_percent(r['cer'])} | {_percent(r['cer_numerals'])} | {r['rtf']:.4f} | {r['speedup']:.2f}x | "
+            f"{r['looped']} | {r['hit_token_cap']} |"
+        )
+    lines += [
+        "",
+        f"**CER normalisation:** {report['normalization']}.",
+        "",
+        f"**CER (numerals):** {report['normalization_numerals']}.",
+        "",
+        "RTF = wall-clock seconds / audio seconds (audio decoding, features and generation included); speed-up = "
+        "wall time of the first model on the same data in this run / this model's.",
+        "",
+        "![CER vs speed](cer_vs_speed.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot_cer_vs_speed(results: list[dict], path: Path) -> None:
+    """CER against real-time factor, one point per model and dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for dataset in dict.fromkeys(r["dataset"] for r in results):
+        rows = [r for r in results if r["dataset"] == dataset and math.isfinite(r["cer"])]
+        axes.scatter([r["rtf"] for r in rows], [100 * r["cer"] for r in rows], label=dataset)
+        for r in rows:
+            axes.annotate(
+                r["model"], (r["rtf"], 100 * r["cer"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+    axes.set_xlabel("real-time factor (lower is faster)")
+    axes.set_ylabel("CER (%)")
+    axes.set_title("CER vs speed")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,61 @@
+"""Process-wide settings: where caches live, how many CPU threads torch may use, which device to run on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import DwzError
+
+
+def cache_dir() -> Path:
+    """`$DWZ_CACHE_DIR`, else `$XDG_CACHE_HOME/distil-whisper-zh`, else `~/.cache/distil-whisper-zh`."""
+    if os.environ.get("DWZ_CACHE_DIR"):
+        return Path(os.environ["DWZ_CACHE_DIR"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
+    return base / "distil-whisper-zh"
+
+
+def default_num_threads() -> int:
+    """Half the visible cores (at least one).
+
+    Decoding is a long chain of small matrix products; on a shared 2-core machine two busy torch threads
+    fighting another process ran 20x slower than one, so we leave a core free unless told otherwise.
+    """
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, available // 2)
+
+
+def configure_threads(num_threads: int | None) -> int:
+    """Set torch's intra-op threads (`$DWZ_NUM_THREADS`, the argument, or the default) and return it."""
+    if num_threads is None and os.environ.get("DWZ_NUM_THREADS"):
+        num_threads = int(os.environ["DWZ_NUM_THREADS"])
+    num_threads = num_threads or default_num_threads()
+    if num_threads < 1:
+        raise DwzError(f"--threads must be at least 1, got {num_threads}")
+    torch.set_num_threads(num_threads)
+    return num_threads
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks CUDA when present; an explicit `cuda` without a GPU is an error, not a silent CPU run."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DwzError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise DwzError(f"--device {device!r} is not a device torch knows ({error})") from None
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`auto`: float16 on CUDA, float32 on CPU (half precision on CPU is slower, not faster)."""
+    choices = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if dtype not in choices:
+        raise DwzError(f"--dtype {dtype!r}: choose one of auto, {', '.join(choices)}")
+    return choices[dtype]

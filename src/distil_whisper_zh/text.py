@@ -1,0 +1,94 @@
+"""Chinese text normalisation, the one used everywhere a text is compared or trained on.
+
+Scoring form (`normalize_for_cer`): Unicode NFKC (full-width -> half-width), OpenCC Traditional -> Simplified,
+lower case, then punctuation and whitespace removed. `normalize_numerals` additionally writes every number in
+spoken Chinese characters, on both sides, so "设定29度" and "设定二十九度" score the same.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+
+import cn2an
+import opencc
+
+CER_NORMALIZATION = (
+    "NFKC; OpenCC t2s (Traditional->Simplified); lower case; punctuation (Unicode P*), whitespace and "
+    "control characters removed; CER = character edit distance / reference characters over the corpus"
+)
+CER_NUMERALS_NORMALIZATION = (
+    "as cer, and on both sides numbers written in Chinese characters: amounts as numbers (29 -> 二十九, "
+    "3.5 -> 三点五, 50% -> 百分之五十), years before 年, numbers with a leading 0 and numbers of 7+ digits read "
+    "digit by digit (2019年 -> 二零一九年, 13812345678 -> 一三八...); 幺 -> 一, 两 -> 二, 〇 -> 零"
+)
+
+DIGIT_NAMES = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
+# Spoken variants of the same digit: 幺 is "one" when reading numbers out (phone numbers, room numbers).
+DIGIT_VARIANTS = str.maketrans({"幺": "一", "两": "二", "〇": "零"})
+DIGIT_BY_DIGIT_MIN_LENGTH = 7  # phone and ID numbers; amounts that long are written with 万/亿 in speech
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)(%?)")
+_THOUSANDS_SEPARATOR = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+@cache
+def _converter(config: str) -> opencc.OpenCC:
+    return opencc.OpenCC(config)
+
+
+def to_simplified(text: str) -> str:
+    """Traditional -> Simplified Chinese (OpenCC t2s); other characters unchanged."""
+    return _converter("t2s").convert(text)
+
+
+def has_traditional(text: str) -> bool:
+    """True when `text` holds a character that t2s would change (a Traditional-only form)."""
+    return to_simplified(text) != text
+
+
+def _is_dropped(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category[0] in "PZC" or char.isspace()
+
+
+def normalize_for_cer(text: str) -> str:
+    """The scoring form: NFKC, Simplified, lower case, no punctuation, no whitespace."""
+    text = to_simplified(unicodedata.normalize("NFKC", text)).lower()
+    return "".join(char for char in text if not _is_dropped(char))
+
+
+def _read_digits(digits: str) -> str:
+    return "".join(DIGIT_NAMES[d] for d in digits)
+
+
+def _spell_number(match: re.Match[str], following: str) -> str:
+    number, percent = match.group(1), match.group(2)
+    integer, _, fraction = number.partition(".")
+    digit_by_digit = (
+        (len(integer) > 1 and integer.startswith("0"))
+        or len(integer) >= DIGIT_BY_DIGIT_MIN_LENGTH
+        or (len(integer) == 4 and not fraction and not percent and following.startswith("年"))
+    )
+    if digit_by_digit:
+        spoken = _read_digits(integer) + ("点" + _read_digits(fraction) if fraction else "")
+    else:
+        spoken = cn2an.an2cn(number)
+    return f"百分之{spoken}" if percent else spoken
+
+
+def spell_numbers(text: str) -> str:
+    """Write Arabic numerals in Chinese characters the way they are read aloud (see module docstring)."""
+    text = _THOUSANDS_SEPARATOR.sub("", unicodedata.normalize("NFKC", text))
+    pieces, last = [], 0
+    for match in _NUMBER.finditer(text):
+        pieces.append(text[last : match.start()])
+        pieces.append(_spell_number(match, text[match.end() :]))
+        last = match.end()
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def normalize_numerals(text: str) -> str:
+    """The scoring form of `cer_numerals`: numbers spelled out, digit variants unified, then `normalize_for_cer`."""
+    return normalize_for_cer(spell_numbers(text)).translate(DIGIT_VARIANTS)
