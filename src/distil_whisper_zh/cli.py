@@ -15,9 +15,7 @@ DESCRIPTION = "distil-whisper-zh: distil, fine-tune and measure Whisper for Mand
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
     group = parser.add_argument_group("runtime")
-    group.add_argument(
-        "--batch-size", type=int, default=batch_size, help=f"clips per batch (default {batch_size})"
-    )
+    group.add_argument("--batch-size", type=int, default=batch_size, help=f"clips per batch (default {batch_size})")
     group.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     group.add_argument(
         "--dtype", default="auto", help="auto (float16 on CUDA, float32 on CPU), float32, float16, bfloat16"

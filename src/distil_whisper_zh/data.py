@@ -194,9 +194,7 @@ def read_commonvoice(rest: str) -> tuple[str, list[Utterance]]:
         if not audio.is_file():
             raise DwzError(f"{table}: clip {audio} not found")
         fields = {k: v for k, v in row.items() if k not in ("path", "sentence")}
-        utterances.append(
-            Utterance(id=Path(row["path"]).stem, audio=audio, text=row["sentence"], fields=fields)
-        )
+        utterances.append(Utterance(id=Path(row["path"]).stem, audio=audio, text=row["sentence"], fields=fields))
     return f"commonvoice-{split}", utterances
 
 
@@ -222,9 +220,7 @@ def read_fleurs(rest: str) -> tuple[str, list[Utterance]]:
     for number, line in enumerate(table.read_text(encoding="utf-8").splitlines(), start=1):
         values = line.split("\t")
         if len(values) != len(FLEURS_COLUMNS):
-            raise DwzError(
-                f"{table}:{number}: expected {len(FLEURS_COLUMNS)} tab-separated columns, got {len(values)}"
-            )
+            raise DwzError(f"{table}:{number}: expected {len(FLEURS_COLUMNS)} tab-separated columns, got {len(values)}")
         row = dict(zip(FLEURS_COLUMNS, values, strict=True))
         audio = directory / "audio" / split / row["file_name"]
         if not audio.is_file():
@@ -268,9 +264,7 @@ def read_hf(rest: str) -> tuple[str, list[Utterance]]:
     text_column = next((c for c in HF_TEXT_COLUMNS if c in dataset.column_names), None)
     if isinstance(dataset.features.get(audio_column), datasets.Audio):
         dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
-    utterances = [
-        _hf_utterance(row, index, audio_column, text_column, rest) for index, row in enumerate(dataset)
-    ]
+    utterances = [_hf_utterance(row, index, audio_column, text_column, rest) for index, row in enumerate(dataset)]
     name = "-".join(p for p in (Path(repo).name, config, split.split("[")[0]) if p)
     return name, utterances
 

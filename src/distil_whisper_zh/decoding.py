@@ -119,9 +119,7 @@ class WhisperDecoder:
     def _transcript(self, tokens: torch.Tensor, cap: int) -> Transcript:
         tokenizer = self.loaded.processor.tokenizer
         special = set(tokenizer.all_special_ids)
-        content = [
-            t for t in tokens.tolist() if t not in special and t < tokenizer.convert_tokens_to_ids("<|0.00|>")
-        ]
+        content = [t for t in tokens.tolist() if t not in special and t < tokenizer.convert_tokens_to_ids("<|0.00|>")]
         raw = tokenizer.decode(content, skip_special_tokens=True).strip()
         text = to_simplified(raw) if self.options.simplified else raw
         eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")

@@ -130,9 +130,7 @@ def evaluate_one(
     audio_seconds, looped, capped = 0.0, 0, 0
     start = time.perf_counter()
     with tqdm(total=len(dataset), desc=f"{slug(name)} on {dataset.name}", unit="utt") as bar:
-        for utterance, transcript, seconds in transcribe_utterances(
-            decoder, dataset.utterances, batch_size, bar
-        ):
+        for utterance, transcript, seconds in transcribe_utterances(decoder, dataset.utterances, batch_size, bar):
             reference = utterance.text or ""
             counts = utterance_counts(reference, transcript.text)
             counts_numerals = utterance_counts(reference, transcript.text, normalize_numerals)
@@ -161,9 +159,7 @@ def evaluate_one(
     )
 
 
-def _hypothesis_row(
-    utterance_id: str, reference: str, transcript: Transcript, counts, counts_numerals
-) -> dict:
+def _hypothesis_row(utterance_id: str, reference: str, transcript: Transcript, counts, counts_numerals) -> dict:
     return {
         "id": utterance_id,
         "reference": reference,

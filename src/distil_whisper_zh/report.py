@@ -69,9 +69,7 @@ def plot_cer_vs_speed(results: list[dict], path: Path) -> None:
         rows = [r for r in results if r["dataset"] == dataset and math.isfinite(r["cer"])]
         axes.scatter([r["rtf"] for r in rows], [100 * r["cer"] for r in rows], label=dataset)
         for r in rows:
-            axes.annotate(
-                r["model"], (r["rtf"], 100 * r["cer"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
-            )
+            axes.annotate(r["model"], (r["rtf"], 100 * r["cer"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     axes.set_xlabel("real-time factor (lower is faster)")
     axes.set_ylabel("CER (%)")
     axes.set_title("CER vs speed")

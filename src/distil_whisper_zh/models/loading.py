@@ -50,16 +50,12 @@ def resolve_model(argument: str) -> str:
             return str(path)
         if is_ct2_dir(path):
             return str(import_ct2_dir(path))
-        raise DwzError(
-            f"{path}: not a model directory (no config.json for transformers, no model.bin for CTranslate2)"
-        )
+        raise DwzError(f"{path}: not a model directory (no config.json for transformers, no model.bin for CTranslate2)")
     if path.exists():
         raise DwzError(f"{path}: a model argument must be a directory, a hub id or {PYPI_WHISPER_BASE}")
     if HUB_ID.match(argument):
         return argument
-    raise DwzError(
-        f"model {argument!r} not found: no such directory, and not a hub id like openai/whisper-small"
-    )
+    raise DwzError(f"model {argument!r} not found: no such directory, and not a hub id like openai/whisper-small")
 
 
 def _check_whisper_config(config_path: Path) -> None:
@@ -80,11 +76,7 @@ def load_whisper(
         processor = WhisperProcessor.from_pretrained(source)
         model = WhisperForConditionalGeneration.from_pretrained(source, dtype=dtype)
     except OSError as error:
-        where = (
-            "local directory"
-            if Path(source).is_dir()
-            else "Hugging Face hub (is it reachable, is the id right?)"
-        )
+        where = "local directory" if Path(source).is_dir() else "Hugging Face hub (is it reachable, is the id right?)"
         raise DwzError(f"cannot load model {argument!r} from the {where}: {error}") from None
     model.to(device).eval()
     return LoadedWhisper(name=argument, source=source, model=model, processor=processor)
