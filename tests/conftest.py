@@ -52,8 +52,9 @@ def build_tiny_whisper(tokenizer, out_dir: Path, seed: int = 0, decoder_layers: 
     """Save a random tiny Whisper (real tokenizer, full generation config) to `out_dir`."""
     torch.manual_seed(seed)
     sizes = {**TINY_SIZES, "decoder_layers": decoder_layers}
-    config = WhisperConfig(**sizes, decoder_start_token_id=50258, bos_token_id=50257, eos_token_id=50257,
-                           pad_token_id=50257)
+    config = WhisperConfig(
+        **sizes, decoder_start_token_id=50258, bos_token_id=50257, eos_token_id=50257, pad_token_id=50257
+    )
     model = WhisperForConditionalGeneration(config)
     model.generation_config = build_generation_config(tokenizer, alignment_heads=[[1, 0]])
     model.save_pretrained(out_dir)

@@ -25,7 +25,9 @@ def speech(real_clips):
         ("mp3", "MP3", "MPEG_LAYER_III", 32_000, 2),
     ],
 )
-def test_any_format_rate_and_channels_become_16k_mono(speech, tmp_path, extension, audio_format, subtype, rate, channels):
+def test_any_format_rate_and_channels_become_16k_mono(
+    speech, tmp_path, extension, audio_format, subtype, rate, channels
+):
     resampled = soxr.resample(speech, SAMPLE_RATE, rate)
     data = np.stack([resampled] * channels, axis=1) if channels > 1 else resampled
     path = tmp_path / f"clip.{extension}"

@@ -1,6 +1,7 @@
 """Each dataset layout, built as a tiny fixture tree with real audio, read back."""
 
 import json
+
 import numpy as np
 import pytest
 import soundfile as sf

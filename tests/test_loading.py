@@ -72,6 +72,8 @@ def test_count_params_tiny_matches_the_architecture(tiny_model_dir):
     attention = 4 * d * d + 3 * d  # q, k, v, out weights; q, v, out biases
     layer_norm = 2 * d
     ffn_block = d * ffn + ffn + ffn * d + d
-    encoder = (mels * d * 3 + d) + (d * d * 3 + d) + 1500 * d + 2 * (attention + ffn_block + 2 * layer_norm) + layer_norm
+    encoder = (
+        (mels * d * 3 + d) + (d * d * 3 + d) + 1500 * d + 2 * (attention + ffn_block + 2 * layer_norm) + layer_norm
+    )
     decoder = vocab * d + 448 * d + 2 * (2 * attention + ffn_block + 3 * layer_norm) + layer_norm
     assert count_model_parameters(str(tiny_model_dir)) == encoder + decoder

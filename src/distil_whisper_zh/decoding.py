@@ -22,6 +22,7 @@ from .models import LoadedWhisper
 from .text import to_simplified
 
 WINDOW_SECONDS = 30.0
+WINDOW_FRAMES = 3000  # log-mel frames in one 30-s window
 PROMPT_TOKENS = 4  # <|startoftranscript|><|zh|><|transcribe|><|notimestamps|>
 MAX_NEW_TOKENS = 448 - PROMPT_TOKENS
 # Fast Mandarin is ~6 characters a second and a character is 1-2 BPE tokens; 15 tokens/s leaves room for punctuation.
@@ -105,8 +106,11 @@ class WhisperDecoder:
         """Decode one batch; returns one `Transcript` per input, in input order."""
         cap = token_cap(max(len(a) for a in audios) / SAMPLE_RATE)
         fallback = self.options.temperature_fallback
+        features = self.features(audios)
+        long_form = features["input_features"].shape[-1] > WINDOW_FRAMES
         sequences = self.loaded.model.generate(
-            **self.features(audios),
+            **features,
+            return_timestamps=long_form,  # sequential long-form decoding needs timestamps to advance
             language=self.language,
             task=self.options.task,
             num_beams=self.options.num_beams,
@@ -118,12 +122,14 @@ class WhisperDecoder:
 
     def _transcript(self, tokens: torch.Tensor, cap: int) -> Transcript:
         tokenizer = self.loaded.processor.tokenizer
-        special = set(tokenizer.all_special_ids)
-        content = [t for t in tokens.tolist() if t not in special and t < tokenizer.convert_tokens_to_ids("<|0.00|>")]
+        eos = tokenizer.eos_token_id
+        ids = tokens.tolist()
+        content = [t for t in ids if t < eos]  # text tokens come before <|endoftext|>; specials and timestamps after
+        # transformers' fallback passes can overrun max_new_tokens by the prompt length: enforce the cap here too.
+        content = content[:cap]
         raw = tokenizer.decode(content, skip_special_tokens=True).strip()
         text = to_simplified(raw) if self.options.simplified else raw
-        eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        hit_cap = len(content) >= cap and tokens[-1].item() != eos
+        hit_cap = len(content) >= cap and eos not in ids[-1:]
         return Transcript(text, raw, len(content), hit_cap, text_compression_ratio(raw))
 
 

