@@ -99,4 +99,6 @@ def create_student(options: CreateStudentOptions) -> StudentSummary:
     student.save_pretrained(out)
     teacher.processor.save_pretrained(out)
     teacher.processor.feature_extractor.save_pretrained(out)
-    return StudentSummary(encoder_map, decoder_map, count_parameters(teacher.model), count_parameters(student), str(out))
+    return StudentSummary(
+        encoder_map, decoder_map, count_parameters(teacher.model), count_parameters(student), str(out)
+    )
