@@ -114,6 +114,85 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"report: {options.report}/report.md")
 
 
+def cmd_pseudo_label(args: argparse.Namespace) -> None:
+    from .pseudo_label import PseudoLabelOptions, run_pseudo_label
+
+    options = PseudoLabelOptions(
+        teacher=args.teacher,
+        data=args.data,
+        out=args.out,
+        max_cer=args.max_cer,
+        numerals=args.numerals,
+        decoding=_decoding_options(args),
+        **_runtime_kwargs(args),
+    )
+    summary = run_pseudo_label(options)
+    teacher_cer = "n/a" if summary.teacher_cer is None else f"{100 * summary.teacher_cer:.2f}%"
+    print(
+        f"labelled {summary.utterances} clips, kept {summary.kept}, dropped {summary.dropped} "
+        f"(max CER {summary.max_cer}); teacher CER on {summary.with_reference} referenced clips: {teacher_cer}; "
+        f"{summary.kept_audio_seconds / 3600:.2f} h kept -> {options.out}/labels.jsonl"
+    )
+
+
+def cmd_create_student(args: argparse.Namespace) -> None:
+    from .student import CreateStudentOptions, create_student
+
+    summary = create_student(
+        CreateStudentOptions(
+            teacher=args.teacher,
+            out=args.out,
+            encoder_layers=args.encoder_layers,
+            decoder_layers=args.decoder_layers,
+            decoder_layer_ids=args.decoder_layer_ids,
+            encoder_layer_ids=args.encoder_layer_ids,
+        )
+    )
+    print(f"encoder layers from the teacher: {summary.encoder_layer_map}")
+    print(f"decoder layers from the teacher: {summary.decoder_layer_map}")
+    print(f"teacher parameters: {summary.teacher_params:,}")
+    print(
+        f"student parameters: {summary.student_params:,} "
+        f"({100 * (1 - summary.student_params / summary.teacher_params):.1f}% fewer) -> {summary.out}"
+    )
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from .distill import DistillOptions, LossWeights, run_distillation
+
+    options = DistillOptions(
+        student=args.student,
+        teacher=args.teacher,
+        data=args.data,
+        out=args.out,
+        eval_data=args.eval_data or [],
+        weights=LossWeights(args.ce_weight, args.kl_weight, args.temperature),
+        freeze_encoder=not args.train_encoder,
+        cache_encoder_states=args.cache_encoder_states,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        lr_scheduler=args.lr_scheduler,
+        batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        eval_every=args.eval_every,
+        save_every=args.save_every,
+        max_eval_utterances=args.max_eval_utterances,
+        resume=args.resume,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+        threads=args.threads,
+        device=args.device,
+    )
+    summary = run_distillation(options)
+    best = (
+        "" if summary.best_cer is None else f"; best dev CER {100 * summary.best_cer:.2f}% at step {summary.best_step}"
+    )
+    print(f"trained {summary.steps} steps ({summary.seconds_per_step:.2f} s/step){best} -> {summary.out}")
+
+
 def cmd_count_params(args: argparse.Namespace) -> None:
     from .models.params import count_model_parameters
 
@@ -166,6 +245,67 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", type=int, default=None, help="only the first N utterances of each dataset")
     _add_runtime_arguments(sub, batch_size=16)
     _add_decoding_arguments(sub)
+
+    sub = command("pseudo-label", cmd_pseudo_label, "the teacher transcribes the data; its text becomes the labels")
+    sub.add_argument("--teacher", required=True)
+    sub.add_argument("--data", action="append", required=True, help="repeatable dataset spec")
+    sub.add_argument("--out", required=True, help="folder for labels.jsonl and summary.json (resumable)")
+    sub.add_argument(
+        "--max-cer",
+        type=float,
+        default=None,
+        help="drop clips whose teacher CER vs the reference is above this fraction (e.g. 0.2)",
+    )
+    sub.add_argument(
+        "--numerals",
+        default="keep",
+        choices=("keep", "spell"),
+        help="spell: write the teacher's digits as Chinese numerals, as AISHELL references do",
+    )
+    _add_runtime_arguments(sub, batch_size=16)
+    _add_decoding_arguments(sub)
+
+    sub = command("create-student", cmd_create_student, "a student from maximally spaced teacher layers")
+    sub.add_argument("--teacher", required=True)
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--encoder-layers", type=int, default=None, help="default: all of the teacher's")
+    sub.add_argument("--decoder-layers", type=int, default=2)
+    sub.add_argument("--decoder-layer-ids", type=int, nargs="+", default=None, help="explicit teacher layers")
+    sub.add_argument("--encoder-layer-ids", type=int, nargs="+", default=None, help="explicit teacher layers")
+
+    sub = command("distill", cmd_distill, "train the student on pseudo-labels with CE + KL against the teacher")
+    sub.add_argument("--student", required=True)
+    sub.add_argument("--teacher", required=True)
+    sub.add_argument("--data", action="append", required=True, help="pseudo-label folder or dataset spec")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--eval-data", action="append", help="held-out dataset spec for dev CER (repeatable)")
+    loss = sub.add_argument_group("loss: ce_weight * CE + kl_weight * T^2 * KL(teacher_T || student_T)")
+    loss.add_argument("--ce-weight", type=float, default=0.8)
+    loss.add_argument("--kl-weight", type=float, default=1.0)
+    loss.add_argument("--temperature", type=float, default=2.0)
+    train = sub.add_argument_group("training")
+    train.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
+    train.add_argument(
+        "--cache-encoder-states",
+        action="store_true",
+        help="compute encoder states once and reuse them every epoch (frozen encoder only)",
+    )
+    train.add_argument("--learning-rate", type=float, default=1e-4)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--warmup-steps", type=int, default=50)
+    train.add_argument("--lr-scheduler", default="linear")
+    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--max-steps", type=int, default=None)
+    train.add_argument("--eval-every", type=int, default=100)
+    train.add_argument("--save-every", type=int, default=100)
+    train.add_argument("--max-eval-utterances", type=int, default=200)
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
+    train.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--device", default="auto", help="auto or cpu")
+    train.add_argument("--threads", type=int, default=None)
 
     sub = command("count-params", cmd_count_params, "exact parameter count of each model")
     sub.add_argument("models", nargs="+")

@@ -1,0 +1,75 @@
+"""Encoder states computed once and reused every epoch (the frozen-encoder shortcut).
+
+With the encoder frozen, its output for a clip never changes, so the most expensive part of a training step
+(the encoder over 30 s of audio) is done once per clip instead of once per epoch. States are stored as float16
+in a memory-mapped .npy under the output folder, so a resumed run reuses them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data import Utterance
+from ..decoding import batches_by_length
+
+
+def cache_bytes(num_clips: int, positions: int, d_model: int) -> int:
+    """Disk (and page-cache) size of a float16 cache."""
+    return num_clips * positions * d_model * 2
+
+
+class EncoderCache:
+    """key -> encoder states (positions, d_model) float16, backed by `folder/<name>.npy` + `<name>.keys.json`."""
+
+    def __init__(self, path: Path, keys: list[str]):
+        self.path = path
+        self.index = {key: i for i, key in enumerate(keys)}
+        self.states = np.load(path, mmap_mode="r")
+
+    def get(self, keys: list[str], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        rows = np.stack([self.states[self.index[key]] for key in keys])
+        return torch.from_numpy(rows).to(device=device, dtype=dtype)
+
+    @classmethod
+    def build(
+        cls,
+        folder: Path,
+        name: str,
+        encoder: torch.nn.Module,
+        processor,
+        utterances: list[Utterance],
+        batch_size: int,
+        device: torch.device,
+    ) -> EncoderCache:
+        """Compute (or reuse, if the same clips were cached before) the states of every utterance."""
+        keys = [u.id for u in utterances]
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+        path = folder / f"{name}-{digest}.npy"
+        keys_path = path.with_suffix(".keys.json")
+        if path.is_file() and keys_path.is_file() and json.loads(keys_path.read_text()) == keys:
+            return cls(path, keys)
+        folder.mkdir(parents=True, exist_ok=True)
+        positions, d_model = encoder.config.max_source_positions, encoder.config.d_model
+        partial = path.with_name(f".{path.name}.partial")
+        states = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16, shape=(len(keys), positions, d_model))
+        index = {key: i for i, key in enumerate(keys)}
+        with torch.inference_mode(), tqdm(total=len(keys), desc=f"cache {name}", unit="clip") as bar:
+            for batch in batches_by_length(utterances, batch_size):
+                features = processor.feature_extractor(
+                    [u.load() for u in batch], sampling_rate=16_000, return_tensors="pt"
+                ).input_features
+                output = encoder(features.to(device, encoder.dtype)).last_hidden_state
+                for utterance, row in zip(batch, output.float().cpu().numpy(), strict=True):
+                    states[index[utterance.id]] = row
+                bar.update(len(batch))
+        states.flush()
+        del states
+        partial.replace(path)
+        keys_path.write_text(json.dumps(keys))
+        return cls(path, keys)

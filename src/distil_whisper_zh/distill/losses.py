@@ -1,0 +1,54 @@
+"""The distillation loss: `ce_weight * CE(labels) + kl_weight * T^2 * KL(teacher_T || student_T)`.
+
+All functions take logits of shape (batch, positions, vocab) and labels of shape (batch, positions) in which
+IGNORE_INDEX marks positions that carry no loss (padding, and the forced language/task prompt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    ce_weight: float = 0.8  # weight of cross-entropy against the (pseudo-)labels
+    kl_weight: float = 1.0  # weight of the KL term against the teacher's distribution
+    temperature: float = 2.0  # softens both distributions; the KL term is scaled by T^2 to keep its gradient size
+
+
+@dataclass
+class LossParts:
+    total: torch.Tensor
+    ce: torch.Tensor
+    kl: torch.Tensor
+
+
+def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean token cross-entropy over positions whose label is not IGNORE_INDEX."""
+    return F.cross_entropy(student_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def kl_divergence(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Mean over labelled positions of KL(teacher || student), both softened by `temperature`, times T^2."""
+    mask = labels != IGNORE_INDEX
+    student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
+    teacher_log_probs = F.log_softmax(teacher_logits[mask].float() / temperature, dim=-1)
+    per_position = F.kl_div(student_log_probs, teacher_log_probs, log_target=True, reduction="none").sum(-1)
+    if per_position.numel() == 0:
+        return student_logits.sum() * 0.0
+    return per_position.mean() * temperature**2
+
+
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, weights: LossWeights
+) -> LossParts:
+    ce = cross_entropy(student_logits, labels)
+    kl = kl_divergence(student_logits, teacher_logits, labels, weights.temperature)
+    return LossParts(total=weights.ce_weight * ce + weights.kl_weight * kl, ce=ce, kl=kl)

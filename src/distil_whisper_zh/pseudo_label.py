@@ -1,0 +1,213 @@
+"""`dwz pseudo-label`: the teacher transcribes every clip; its Simplified text becomes the training label.
+
+Rows are appended as they are decoded (one part file per process), so a killed run started again continues where
+it stopped; the parts are merged into `labels.jsonl` (sorted, deduplicated) when every process is done. With
+references, `--max-cer` drops clips whose teacher text disagrees with the reference by more than the threshold:
+the Chinese counterpart of distil-whisper's WER filter, which is meaningless on unsegmented Chinese.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import soundfile as sf
+from accelerate import PartialState
+from tqdm.auto import tqdm
+
+from .audio import SAMPLE_RATE
+from .data import SpeechDataset, Utterance, load_dataset_spec
+from .decoding import DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
+from .errors import DwzError
+from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
+from .metrics import EditCounts, utterance_counts
+from .models import load_whisper, resolve_model
+from .runtime import configure_threads, resolve_device, resolve_dtype
+from .text import spell_numbers
+
+LABELS_FILE = "labels.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class PseudoLabelOptions:
+    """Options of `dwz pseudo-label`."""
+
+    teacher: str
+    data: list[str]  # dataset specs
+    out: str  # output folder: labels.jsonl, summary.json (and audio/ for clips that had no file)
+    max_cer: float | None = None  # drop clips whose teacher CER vs the reference exceeds this (fraction)
+    numerals: str = "keep"  # keep the teacher's digits, or "spell" them as Chinese characters like AISHELL
+    batch_size: int = 16
+    device: str = "auto"
+    dtype: str = "auto"
+    threads: int | None = None
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise DwzError("dwz pseudo-label: give at least one --data")
+        if self.max_cer is not None and self.max_cer < 0:
+            raise DwzError(f"--max-cer must be a non-negative fraction (0.1 = 10%), got {self.max_cer}")
+        if self.numerals not in ("keep", "spell"):
+            raise DwzError(f"--numerals must be keep or spell, got {self.numerals!r}")
+        if not self.decoding.simplified:
+            raise DwzError("pseudo-labels are always Simplified: do not pass --keep-script")
+
+
+@dataclass
+class PseudoLabelSummary:
+    utterances: int
+    kept: int
+    dropped: int
+    with_reference: int
+    teacher_cer: float | None  # corpus CER of the teacher on the clips that have references
+    max_cer: float | None
+    kept_audio_seconds: float
+
+
+def label_key(dataset: str, utterance_id: str) -> str:
+    return f"{dataset}/{utterance_id}"
+
+
+def label_row(
+    dataset: str, utterance: Utterance, transcript: Transcript, seconds: float, audio: str, options: PseudoLabelOptions
+) -> dict:
+    """One line of labels.jsonl; `kept` applies the CER filter."""
+    text = spell_numbers(transcript.text) if options.numerals == "spell" else transcript.text
+    counts = utterance_counts(utterance.text, text) if utterance.text is not None else None
+    kept = counts is None or options.max_cer is None or counts.cer <= options.max_cer
+    return {
+        "key": label_key(dataset, utterance.id),
+        "id": utterance.id,
+        "dataset": dataset,
+        "audio": audio,
+        "duration": round(seconds, 3),
+        "reference": utterance.text,
+        "text": text,
+        "teacher_raw": transcript.raw_text,
+        "cer": counts.cer if counts else None,
+        "edits": [counts.errors, counts.reference_chars] if counts else None,
+        "looped": transcript.looped,
+        "kept": kept,
+    }
+
+
+def _audio_path(out: Path, dataset: str, utterance: Utterance) -> str:
+    """A file path for the label: the clip's own file, or a FLAC written under OUT/audio/ for in-memory audio."""
+    if isinstance(utterance.audio, Path):
+        return str(utterance.audio.resolve())
+    target = out / "audio" / dataset / f"{utterance.id}.flac"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(target, utterance.load(), SAMPLE_RATE, format="FLAC")
+    return str(target.resolve())
+
+
+def _part_path(out: Path, rank: int) -> Path:
+    return out / f"labels.part-{rank}.jsonl"
+
+
+def _done_keys(out: Path) -> set[str]:
+    rows = read_jsonl(out / LABELS_FILE)
+    for part in sorted(out.glob("labels.part-*.jsonl")):
+        rows += read_jsonl(part)
+    return {row["key"] for row in rows}
+
+
+def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
+    """Label every clip not yet labelled in OUT; this process takes every N-th of them (N = processes)."""
+    state = PartialState()
+    configure_threads(options.threads)
+    datasets = [load_dataset_spec(spec) for spec in options.data]
+    resolve_model(options.teacher)  # a bad teacher fails before anything is written
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = _done_keys(out)
+    todo = [(d.name, u) for d in datasets for u in d.utterances if label_key(d.name, u.id) not in done]
+    mine = todo[state.process_index :: state.num_processes]
+    if mine:
+        _label(options, out, mine, state)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        summary = merge_labels(out, datasets, options.max_cer)
+    state.wait_for_everyone()
+    return summary if state.is_main_process else read_summary(out)
+
+
+def _label(options: PseudoLabelOptions, out: Path, work: list[tuple[str, Utterance]], state: PartialState) -> None:
+    device = state.device if options.device == "auto" and state.num_processes > 1 else resolve_device(options.device)
+    decoder = WhisperDecoder(
+        load_whisper(options.teacher, device, resolve_dtype(options.dtype, device)), options.decoding
+    )
+    dataset_of = {id(u): name for name, u in work}
+    utterances = [u for _, u in work]
+    with (
+        _part_path(out, state.process_index).open("a", encoding="utf-8") as handle,
+        tqdm(total=len(utterances), desc="pseudo-label", unit="utt", disable=not state.is_local_main_process) as bar,
+    ):
+        for utterance, transcript, seconds in transcribe_utterances(decoder, utterances, options.batch_size, bar):
+            dataset = dataset_of[id(utterance)]
+            audio = _audio_path(out, dataset, utterance)
+            append_jsonl(handle, label_row(dataset, utterance, transcript, seconds, audio, options))
+
+
+def merge_labels(out: Path, datasets: list[SpeechDataset], max_cer: float | None) -> PseudoLabelSummary:
+    """Fold the part files into labels.jsonl in dataset order, then id order; write summary.json."""
+    rows = {row["key"]: row for row in read_jsonl(out / LABELS_FILE)}
+    parts = sorted(out.glob("labels.part-*.jsonl"))
+    for part in parts:
+        for row in read_jsonl(part):
+            rows.setdefault(row["key"], row)
+    order = {d.name: i for i, d in enumerate(datasets)}
+    merged = sorted(rows.values(), key=lambda r: (order.get(r["dataset"], len(order)), r["dataset"], r["id"]))
+    write_jsonl_atomic(out / LABELS_FILE, merged)
+    for part in parts:
+        part.unlink()
+    summary = summarize(merged, max_cer)
+    (out / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def summarize(rows: list[dict], max_cer: float | None) -> PseudoLabelSummary:
+    referenced = [r for r in rows if r["edits"] is not None]
+    total = EditCounts()
+    for row in referenced:
+        errors, chars = row["edits"]
+        total = total + EditCounts(substitutions=errors, reference_chars=chars)
+    kept = [r for r in rows if r["kept"]]
+    return PseudoLabelSummary(
+        utterances=len(rows),
+        kept=len(kept),
+        dropped=len(rows) - len(kept),
+        with_reference=len(referenced),
+        teacher_cer=total.cer if referenced else None,
+        max_cer=max_cer,
+        kept_audio_seconds=round(sum(r["duration"] for r in kept), 3),
+    )
+
+
+def read_summary(out: Path) -> PseudoLabelSummary:
+    return PseudoLabelSummary(**json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8")))
+
+
+def load_labels(folder: str | Path) -> SpeechDataset:
+    """The kept rows of a pseudo-label folder as a dataset whose text is the teacher's label."""
+    folder = Path(folder)
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        raise DwzError(f"{folder}: no {LABELS_FILE} here (run dwz pseudo-label --out {folder} first)")
+    rows = [r for r in read_jsonl(path) if r["kept"]]
+    utterances = [
+        Utterance(
+            id=r["key"],
+            audio=Path(r["audio"]),
+            text=r["text"],
+            duration=r["duration"],
+            fields={"reference": r["reference"]},
+        )
+        for r in rows
+    ]
+    if not utterances:
+        raise DwzError(f"{path}: no kept labels (is --max-cer too strict?)")
+    return SpeechDataset(name=folder.name, spec=str(folder), utterances=utterances)
