@@ -193,6 +193,15 @@ def cmd_distill(args: argparse.Namespace) -> None:
     print(f"trained {summary.steps} steps ({summary.seconds_per_step:.2f} s/step){best} -> {summary.out}")
 
 
+def cmd_split(args: argparse.Namespace) -> None:
+    from .split import SplitOptions, split_dataset
+
+    train, dev = split_dataset(
+        SplitOptions(data=args.data, out=args.out, dev_fraction=args.dev_fraction, seed=args.seed)
+    )
+    print(f"train: {train} clips -> {args.out}/train.jsonl; dev: {dev} clips -> {args.out}/dev.jsonl")
+
+
 def cmd_count_params(args: argparse.Namespace) -> None:
     from .models.params import count_model_parameters
 
@@ -301,11 +310,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-every", type=int, default=100)
     train.add_argument("--max-eval-utterances", type=int, default=200)
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
+    train.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        help="checkpoint and stop after this many steps of this invocation; --resume continues",
+    )
     train.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--batch-size", type=int, default=16)
     train.add_argument("--device", default="auto", help="auto or cpu")
     train.add_argument("--threads", type=int, default=None)
+
+    sub = command("split", cmd_split, "deterministic train/dev split of a dataset by utterance id")
+    sub.add_argument("data", help="dataset spec")
+    sub.add_argument("--out", required=True, help="folder for train.jsonl and dev.jsonl")
+    sub.add_argument("--dev-fraction", type=float, default=0.2)
+    sub.add_argument("--seed", default="dwz")
 
     sub = command("count-params", cmd_count_params, "exact parameter count of each model")
     sub.add_argument("models", nargs="+")

@@ -23,7 +23,7 @@ from .errors import DwzError
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
 from .models import load_whisper, resolve_model
-from .runtime import configure_threads, resolve_device, resolve_dtype
+from .runtime import configure_threads, resolve_device, resolve_dtype, wants_cpu
 from .text import spell_numbers
 
 LABELS_FILE = "labels.jsonl"
@@ -117,7 +117,7 @@ def _done_keys(out: Path) -> set[str]:
 
 def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
     """Label every clip not yet labelled in OUT; this process takes every N-th of them (N = processes)."""
-    state = PartialState()
+    state = PartialState(cpu=wants_cpu(options.device))
     configure_threads(options.threads)
     datasets = [load_dataset_spec(spec) for spec in options.data]
     resolve_model(options.teacher)  # a bad teacher fails before anything is written

@@ -59,3 +59,9 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype not in choices:
         raise DwzError(f"--dtype {dtype!r}: choose one of auto, {', '.join(choices)}")
     return choices[dtype]
+
+
+def wants_cpu(device: str) -> bool:
+    """Whether accelerate should run on CPU: asked for, or no GPU. With `cpu=True` accelerate also joins
+    torchrun-started CPU processes (gloo), which it otherwise ignores."""
+    return device == "cpu" or not torch.cuda.is_available()

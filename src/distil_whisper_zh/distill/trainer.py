@@ -25,7 +25,7 @@ from ..errors import DwzError
 from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper, load_whisper
 from ..pseudo_label import LABELS_FILE, load_labels
-from ..runtime import configure_threads
+from ..runtime import configure_threads, wants_cpu
 from ..training_log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .batches import DecoderBatch, collate_labels, label_token_ids
 from .cache import EncoderCache, cache_bytes
@@ -58,6 +58,7 @@ class DistillOptions:
     max_eval_utterances: int = 200
     log_every: int = 1
     resume: bool = False
+    stop_after_steps: int | None = None  # checkpoint and stop after this many steps in this invocation (time-box)
     mixed_precision: str = "no"  # no, fp16, bf16 (CUDA)
     seed: int = 0
     threads: int | None = None
@@ -199,7 +200,7 @@ class Distiller:
         self.options = options
         self.out = Path(options.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.accelerator = Accelerator(cpu=options.device == "cpu", mixed_precision=options.mixed_precision)
+        self.accelerator = Accelerator(cpu=wants_cpu(options.device), mixed_precision=options.mixed_precision)
         configure_threads(options.threads)
         torch.manual_seed(options.seed)
         utterances = load_training_data(options.data)
@@ -315,7 +316,10 @@ class Distiller:
             unit="step",
             disable=not self.accelerator.is_main_process,
         ) as bar:
-            while state.step < self.total_steps:
+            stop_at = self.total_steps
+            if self.options.stop_after_steps:
+                stop_at = min(stop_at, state.step + self.options.stop_after_steps)
+            while state.step < stop_at:
                 parts = self._optimizer_step(model, optimizer, scheduler, state.step)
                 state.step += 1
                 row = self._after_step(model, optimizer, scheduler, state, parts)
@@ -373,10 +377,11 @@ class Distiller:
     def _after_step(self, model, optimizer, scheduler, state: TrainState, parts: dict[str, float]) -> dict:
         row = {"step": state.step, **parts, "lr": scheduler.get_last_lr()[0]}
         final = state.step == self.total_steps
+        stopping = self.options.stop_after_steps and state.step % self.options.stop_after_steps == 0
         every = self.options.eval_every
         if self.eval_utterances and (final or (every and state.step % every == 0)):
             row["eval_cer"] = self._evaluate_and_keep_best(model, state)
-        if final or state.step % self.options.save_every == 0:
+        if final or stopping or state.step % self.options.save_every == 0:
             self.accelerator.wait_for_everyone()
             if self.accelerator.is_main_process:
                 save_checkpoint(

@@ -1,0 +1,153 @@
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
+from distil_whisper_zh.distill.trainer import global_batches
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.student import CreateStudentOptions, create_student
+
+
+@pytest.fixture(scope="module")
+def student_dir(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("student") / "s"
+    create_student(CreateStudentOptions(teacher=str(tiny_model_dir), out=str(out), decoder_layers=1))
+    return out
+
+
+def _options(student, teacher, manifest, out, **kwargs):
+    defaults = dict(batch_size=3, max_steps=4, warmup_steps=0, save_every=2, eval_every=0, learning_rate=1e-3)
+    return DistillOptions(
+        student=str(student), teacher=str(teacher), data=[str(manifest)], out=str(out), **{**defaults, **kwargs}
+    )
+
+
+def _weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_batches_are_deterministic_and_cover_each_epoch():
+    first = global_batches(10, 3, epoch=0, seed=0)
+    assert first == global_batches(10, 3, epoch=0, seed=0)
+    assert len(first) == 3 and len({i for b in first for i in b}) == 9
+    assert first != global_batches(10, 3, epoch=1, seed=0)
+
+
+def test_distillation_learns_and_writes_a_model_dir(student_dir, tiny_model_dir, small_manifest, tmp_path):
+    summary = run_distillation(
+        _options(
+            student_dir,
+            tiny_model_dir,
+            small_manifest,
+            tmp_path / "out",
+            max_steps=12,
+            eval_data=[str(small_manifest)],
+            eval_every=6,
+        )
+    )
+    rows = [__import__("json").loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert rows[-1]["ce"] < rows[0]["ce"]  # the same 3 clips, 12 steps at 1e-3: it must fit them better
+    assert {"loss", "ce", "kl", "lr"} <= rows[0].keys() and "eval_cer" in rows[5]
+    assert summary.best_step in (6, 12)
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "preprocessor_config.json", "loss.png"):
+        assert (tmp_path / "out" / name).is_file(), name
+    assert (tmp_path / "out" / "checkpoints" / "best" / "model.safetensors").is_file()
+
+
+def test_frozen_encoder_is_untouched(student_dir, tiny_model_dir, small_manifest, tmp_path):
+    run_distillation(_options(student_dir, tiny_model_dir, small_manifest, tmp_path / "out"))
+    before, after = _weights(student_dir), _weights(tmp_path / "out")
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder."))
+    assert not torch.equal(before["model.decoder.layers.0.fc1.weight"], after["model.decoder.layers.0.fc1.weight"])
+
+
+def test_cached_encoder_states_give_the_same_training(student_dir, tiny_model_dir, small_manifest, tmp_path):
+    live = run_distillation(_options(student_dir, tiny_model_dir, small_manifest, tmp_path / "live"))
+    cached = run_distillation(
+        _options(student_dir, tiny_model_dir, small_manifest, tmp_path / "cached", cache_encoder_states=True)
+    )
+    assert live.steps == cached.steps == 4
+    a, b = _weights(tmp_path / "live"), _weights(tmp_path / "cached")
+    for key in a:  # float16 cache: tiny differences only
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=2e-3)
+    assert list((tmp_path / "cached" / "cache").glob("student-encoder-*.npy"))
+
+
+def test_resume_equals_an_uninterrupted_run(student_dir, tiny_model_dir, small_manifest, tmp_path):
+    run_distillation(_options(student_dir, tiny_model_dir, small_manifest, tmp_path / "straight", max_steps=4))
+    interrupted = run_distillation(
+        _options(
+            student_dir,
+            tiny_model_dir,
+            small_manifest,
+            tmp_path / "split",
+            max_steps=4,
+            save_every=100,
+            stop_after_steps=2,
+        )
+    )
+    assert interrupted.steps == 2
+    run_distillation(
+        _options(student_dir, tiny_model_dir, small_manifest, tmp_path / "split", max_steps=4, resume=True)
+    )
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    steps = [__import__("json").loads(line)["step"] for line in (tmp_path / "split" / "train_log.jsonl").open()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_bad_options_are_refused_early(student_dir, tiny_model_dir, small_manifest, tmp_path):
+    with pytest.raises(DwzError, match="--temperature must be positive"):
+        _options(student_dir, tiny_model_dir, small_manifest, tmp_path, weights=LossWeights(temperature=0))
+    with pytest.raises(DwzError, match="needs a frozen encoder"):
+        _options(student_dir, tiny_model_dir, small_manifest, tmp_path, cache_encoder_states=True, freeze_encoder=False)
+    with pytest.raises(DwzError, match="more decoder layers"):
+        run_distillation(_options(tiny_model_dir, student_dir, small_manifest, tmp_path / "x"))
+
+
+def test_cli_chain_pseudo_label_create_student_distill(tiny_model_dir, small_manifest, tmp_path, capsys):
+    labels, student, out = tmp_path / "labels", tmp_path / "student", tmp_path / "out"
+    assert (
+        main(
+            [
+                "pseudo-label",
+                "--teacher",
+                str(tiny_model_dir),
+                "--data",
+                str(small_manifest),
+                "--out",
+                str(labels),
+                "--no-fallback",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["create-student", "--teacher", str(tiny_model_dir), "--decoder-layers", "1", "--out", str(student)]) == 0
+    )
+    assert "decoder layers from the teacher: [1]" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "distill",
+                "--student",
+                str(student),
+                "--teacher",
+                str(tiny_model_dir),
+                "--data",
+                str(labels),
+                "--out",
+                str(out),
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "3",
+                "--cache-encoder-states",
+            ]
+        )
+        == 0
+    )
+    assert "trained 2 steps" in capsys.readouterr().out

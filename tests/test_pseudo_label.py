@@ -1,0 +1,109 @@
+import json
+
+import pytest
+
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.decoding import DecodingOptions
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.pseudo_label import PseudoLabelOptions, load_labels, run_pseudo_label
+
+FAST = DecodingOptions(temperature_fallback=False)
+
+
+def _options(teacher, manifest, out, **kwargs):
+    return PseudoLabelOptions(
+        teacher=str(teacher), data=[str(manifest)], out=str(out), batch_size=2, decoding=FAST, **kwargs
+    )
+
+
+def _rows(folder):
+    return [json.loads(line) for line in (folder / "labels.jsonl").read_text("utf-8").splitlines()]
+
+
+def test_labels_rows_and_summary(tiny_model_dir, small_manifest, tmp_path):
+    summary = run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels"))
+    rows = _rows(tmp_path / "labels")
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows) and len(rows) == 3
+    for row in rows:
+        assert {"id", "audio", "reference", "text", "cer", "kept"} <= row.keys()
+        assert row["kept"] and row["cer"] > 0  # a random teacher disagrees with every reference
+    assert summary.utterances == summary.kept == 3 and summary.dropped == 0
+    assert not list((tmp_path / "labels").glob("labels.part-*"))  # merged and removed
+
+
+def test_max_cer_filter_drops_disagreeing_clips(tiny_model_dir, small_manifest, tmp_path):
+    summary = run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels", max_cer=0.5))
+    assert summary.kept == 0 and summary.dropped == 3
+    assert all(not r["kept"] for r in _rows(tmp_path / "labels"))
+    with pytest.raises(DwzError, match="no kept labels"):
+        load_labels(tmp_path / "labels")
+
+
+def test_killed_run_continues_without_duplicates_or_losses(tiny_model_dir, small_manifest, tmp_path):
+    complete = tmp_path / "complete"
+    run_pseudo_label(_options(tiny_model_dir, small_manifest, complete))
+    expected = _rows(complete)
+    # A run killed after one row and half of the next: that is what its part file looks like.
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    first = json.dumps(expected[1], ensure_ascii=False)
+    (killed / "labels.part-0.jsonl").write_text(first + "\n" + first[: len(first) // 2], encoding="utf-8")
+    run_pseudo_label(_options(tiny_model_dir, small_manifest, killed))
+    assert _rows(killed) == expected
+
+
+def test_unlabelled_audio_is_labelled_without_filter(tiny_model_dir, real_clips, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    records = {"audio": [{"bytes": c["path"].read_bytes(), "path": c["path"].name} for c in real_clips[:2]]}
+    dataset = datasets.Dataset.from_dict(records).cast_column("audio", datasets.Audio())
+    dataset.save_to_disk(str(tmp_path / "unlabelled"))
+    options = PseudoLabelOptions(
+        teacher=str(tiny_model_dir),
+        data=[f"hf:{tmp_path / 'unlabelled'}"],
+        out=str(tmp_path / "labels"),
+        max_cer=0.1,
+        decoding=FAST,
+    )
+    summary = run_pseudo_label(options)
+    assert summary.kept == 2 and summary.with_reference == 0 and summary.teacher_cer is None
+    rows = _rows(tmp_path / "labels")
+    assert all(r["reference"] is None and r["cer"] is None for r in rows)
+    assert all((tmp_path / "labels" / "audio").rglob("*.flac"))  # in-memory audio was written out for training
+    assert load_labels(tmp_path / "labels").utterances[0].load().size > 16000
+
+
+def test_cli_prints_the_summary(tiny_model_dir, small_manifest, tmp_path, capsys):
+    code = main(
+        [
+            "pseudo-label",
+            "--teacher",
+            str(tiny_model_dir),
+            "--data",
+            str(small_manifest),
+            "--out",
+            str(tmp_path / "l"),
+            "--max-cer",
+            "100",
+            "--no-fallback",
+            "--batch-size",
+            "3",
+        ]
+    )
+    assert code == 0
+    assert "labelled 3 clips, kept 3, dropped 0" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "pseudo-label",
+                "--teacher",
+                str(tiny_model_dir),
+                "--data",
+                str(small_manifest),
+                "--out",
+                str(tmp_path / "l"),
+                "--max-cer",
+                "-1",
+            ]
+        )
+        == 2
+    )
