@@ -11,8 +11,9 @@ import torch
 from accelerate import PartialState
 
 from distil_whisper_zh.decoding import DecodingOptions
-from distil_whisper_zh.distill.trainer import Distiller, DistillOptions
+from distil_whisper_zh.distill import Distiller, DistillOptions
 from distil_whisper_zh.pseudo_label import PseudoLabelOptions, run_pseudo_label
+from distil_whisper_zh.training.options import TrainingOptions
 
 
 def main(teacher: str, student: str, manifest: str, out: str) -> None:
@@ -34,17 +35,14 @@ def main(teacher: str, student: str, manifest: str, out: str) -> None:
             teacher=teacher,
             data=[str(out_dir / "labels")],
             out=str(out_dir / "student"),
-            batch_size=1,
-            max_steps=3,
-            warmup_steps=0,
-            learning_rate=1e-3,
-            save_every=100,
-            device="cpu",
+            training=TrainingOptions(
+                batch_size=1, max_steps=3, warmup_steps=0, learning_rate=1e-3, save_every=100, device="cpu"
+            ),
         )
     )
     distiller.run()
     digest = hashlib.sha256()
-    for name, tensor in sorted(distiller.student.model.state_dict().items()):
+    for name, tensor in sorted(distiller.model.model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().numpy().tobytes())
     rank = PartialState().process_index

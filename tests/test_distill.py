@@ -4,9 +4,10 @@ from safetensors.torch import load_file
 
 from distil_whisper_zh.cli import main
 from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
-from distil_whisper_zh.distill.trainer import global_batches
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.student import CreateStudentOptions, create_student
+from distil_whisper_zh.training.loop import global_batches
+from distil_whisper_zh.training.options import TrainingOptions
 
 
 @pytest.fixture(scope="module")
@@ -16,10 +17,16 @@ def student_dir(tiny_model_dir, tmp_path_factory):
     return out
 
 
-def _options(student, teacher, manifest, out, **kwargs):
+def _options(student, teacher, manifest, out, eval_data=(), weights=None, **kwargs):
     defaults = dict(batch_size=3, max_steps=4, warmup_steps=0, save_every=2, eval_every=0, learning_rate=1e-3)
     return DistillOptions(
-        student=str(student), teacher=str(teacher), data=[str(manifest)], out=str(out), **{**defaults, **kwargs}
+        student=str(student),
+        teacher=str(teacher),
+        data=[str(manifest)],
+        out=str(out),
+        eval_data=list(eval_data),
+        weights=weights or LossWeights(),
+        training=TrainingOptions(**{**defaults, **kwargs}),
     )
 
 
@@ -150,4 +157,4 @@ def test_cli_chain_pseudo_label_create_student_distill(tiny_model_dir, small_man
         )
         == 0
     )
-    assert "trained 2 steps" in capsys.readouterr().out
+    assert "trained to step 2" in capsys.readouterr().out

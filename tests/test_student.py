@@ -1,8 +1,6 @@
 import pytest
 import torch
 
-from distil_whisper_zh.distill.batches import PROMPT_LENGTH, collate_labels, label_token_ids
-from distil_whisper_zh.distill.losses import IGNORE_INDEX
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.student import (
@@ -11,6 +9,7 @@ from distil_whisper_zh.student import (
     maximally_spaced_layers,
     remap_alignment_heads,
 )
+from distil_whisper_zh.training.batches import IGNORE_INDEX, PROMPT_LENGTH, collate_labels, label_token_ids
 
 
 @pytest.mark.parametrize(

@@ -157,18 +157,43 @@ def cmd_create_student(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_distill(args: argparse.Namespace) -> None:
-    from .distill import DistillOptions, LossWeights, run_distillation
+def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: float) -> None:
+    train = parser.add_argument_group("training")
+    train.add_argument("--eval-data", action="append", help="held-out dataset spec for dev CER (repeatable)")
+    train.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
+    train.add_argument(
+        "--cache-encoder-states",
+        action="store_true",
+        help="compute encoder states once and reuse them every epoch (frozen encoder only)",
+    )
+    train.add_argument("--learning-rate", type=float, default=learning_rate)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--warmup-steps", type=int, default=50)
+    train.add_argument("--lr-scheduler", default="linear", help="linear, cosine, constant_with_warmup, ...")
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--max-steps", type=int, default=None, help="overrides --epochs")
+    train.add_argument("--eval-every", type=int, default=100, help="steps between dev-CER evaluations")
+    train.add_argument("--save-every", type=int, default=100, help="steps between checkpoints")
+    train.add_argument("--max-eval-utterances", type=int, default=200)
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
+    train.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        help="checkpoint and stop after this many steps of this invocation; --resume continues",
+    )
+    train.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto or cpu")
+    train.add_argument("--threads", type=int, default=None)
 
-    options = DistillOptions(
-        student=args.student,
-        teacher=args.teacher,
-        data=args.data,
-        out=args.out,
-        eval_data=args.eval_data or [],
-        weights=LossWeights(args.ce_weight, args.kl_weight, args.temperature),
-        freeze_encoder=not args.train_encoder,
-        cache_encoder_states=args.cache_encoder_states,
+
+def _training_options(args: argparse.Namespace):
+    from .training.options import TrainingOptions
+
+    return TrainingOptions(
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps,
@@ -180,17 +205,37 @@ def cmd_distill(args: argparse.Namespace) -> None:
         eval_every=args.eval_every,
         save_every=args.save_every,
         max_eval_utterances=args.max_eval_utterances,
+        freeze_encoder=not args.train_encoder,
+        cache_encoder_states=args.cache_encoder_states,
         resume=args.resume,
+        stop_after_steps=args.stop_after_steps,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
         threads=args.threads,
         device=args.device,
     )
-    summary = run_distillation(options)
+
+
+def _print_training_summary(summary) -> None:
     best = (
         "" if summary.best_cer is None else f"; best dev CER {100 * summary.best_cer:.2f}% at step {summary.best_step}"
     )
-    print(f"trained {summary.steps} steps ({summary.seconds_per_step:.2f} s/step){best} -> {summary.out}")
+    print(f"trained to step {summary.steps} ({summary.seconds_per_step:.2f} s/step){best} -> {summary.out}")
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from .distill import DistillOptions, LossWeights, run_distillation
+
+    options = DistillOptions(
+        student=args.student,
+        teacher=args.teacher,
+        data=args.data,
+        out=args.out,
+        eval_data=args.eval_data or [],
+        weights=LossWeights(args.ce_weight, args.kl_weight, args.temperature),
+        training=_training_options(args),
+    )
+    _print_training_summary(run_distillation(options))
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -287,40 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--teacher", required=True)
     sub.add_argument("--data", action="append", required=True, help="pseudo-label folder or dataset spec")
     sub.add_argument("--out", required=True)
-    sub.add_argument("--eval-data", action="append", help="held-out dataset spec for dev CER (repeatable)")
     loss = sub.add_argument_group("loss: ce_weight * CE + kl_weight * T^2 * KL(teacher_T || student_T)")
     loss.add_argument("--ce-weight", type=float, default=0.8)
     loss.add_argument("--kl-weight", type=float, default=1.0)
     loss.add_argument("--temperature", type=float, default=2.0)
-    train = sub.add_argument_group("training")
-    train.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
-    train.add_argument(
-        "--cache-encoder-states",
-        action="store_true",
-        help="compute encoder states once and reuse them every epoch (frozen encoder only)",
-    )
-    train.add_argument("--learning-rate", type=float, default=1e-4)
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--warmup-steps", type=int, default=50)
-    train.add_argument("--lr-scheduler", default="linear")
-    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    train.add_argument("--epochs", type=float, default=3.0)
-    train.add_argument("--max-steps", type=int, default=None)
-    train.add_argument("--eval-every", type=int, default=100)
-    train.add_argument("--save-every", type=int, default=100)
-    train.add_argument("--max-eval-utterances", type=int, default=200)
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
-    train.add_argument(
-        "--stop-after-steps",
-        type=int,
-        default=None,
-        help="checkpoint and stop after this many steps of this invocation; --resume continues",
-    )
-    train.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--device", default="auto", help="auto or cpu")
-    train.add_argument("--threads", type=int, default=None)
+    _add_training_arguments(sub, learning_rate=1e-4)
 
     sub = command("split", cmd_split, "deterministic train/dev split of a dataset by utterance id")
     sub.add_argument("data", help="dataset spec")

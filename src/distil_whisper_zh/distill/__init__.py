@@ -1,11 +1,11 @@
-"""Knowledge distillation: loss, label batches, encoder cache, checkpoints and the training loop."""
+"""Knowledge distillation: the CE + KL loss and the trainer that feeds it teacher and student logits."""
 
 from .losses import LossWeights, cross_entropy, distillation_loss, kl_divergence
-from .trainer import DistillOptions, DistillSummary, run_distillation
+from .trainer import Distiller, DistillOptions, run_distillation
 
 __all__ = [
     "DistillOptions",
-    "DistillSummary",
+    "Distiller",
     "LossWeights",
     "cross_entropy",
     "distillation_loss",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from ..training.batches import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

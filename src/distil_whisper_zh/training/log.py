@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
+from ..jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 
 LOG_FILE = "train_log.jsonl"
 PLOT_FILE = "loss.png"

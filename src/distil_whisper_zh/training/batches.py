@@ -9,8 +9,8 @@ from transformers import WhisperTokenizerFast
 
 from ..decoding import MAX_NEW_TOKENS
 from ..errors import DwzError
-from .losses import IGNORE_INDEX
 
+IGNORE_INDEX = -100  # label value of positions that carry no loss (padding, forced prompt)
 # <|startoftranscript|> <|zh|> <|transcribe|> <|notimestamps|>: forced at inference, so never a training target.
 PROMPT_LENGTH = 4
 

@@ -1,0 +1,326 @@
+"""The training loop shared by distillation and fine-tuning.
+
+Call order: `Trainer(...)` loads data and the model (`load_model`), freezes what is frozen, builds the encoder
+cache if asked -> `run()` -> per optimizer step: `compute_loss` on each micro-batch, backward, clip, step,
+`after_optimizer_step` -> every `eval_every` steps dev CER (best model kept) -> every `save_every` steps
+OUT/checkpoints/last -> at the end the best (or last) model is copied to OUT, with train_log.jsonl and loss.png.
+Batches are a pure function of (seed, step), so a resumed or sharded run sees exactly the same data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from ..data import SpeechDataset, Utterance, load_dataset_spec
+from ..decoding import DecodingOptions, WhisperDecoder, transcribe_utterances
+from ..errors import DwzError
+from ..metrics import EditCounts, utterance_counts
+from ..models import LoadedWhisper
+from ..pseudo_label import LABELS_FILE, load_labels
+from ..runtime import configure_threads, wants_cpu
+from .batches import DecoderBatch, collate_labels, label_token_ids
+from .cache import EncoderCache, cache_bytes
+from .checkpoint import TrainState, is_complete_checkpoint, load_checkpoint_state, save_checkpoint, save_model_dir
+from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
+from .options import TrainingOptions
+
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+)
+
+
+@dataclass
+class Example:
+    utterance: Utterance
+    label_ids: list[int]
+
+
+@dataclass
+class TrainBatch:
+    keys: list[str]
+    decoder: DecoderBatch
+    features: torch.Tensor | None = None  # (batch, mels, frames) when encoders run live
+    cached_states: dict[str, torch.Tensor] | None = None  # encoder name -> (batch, positions, d_model)
+
+
+@dataclass
+class TrainSummary:
+    steps: int
+    best_step: int | None
+    best_cer: float | None
+    seconds_per_step: float
+    out: str
+
+
+def load_training_data(specs: list[str]) -> list[Utterance]:
+    """Pseudo-label folders give the teacher's labels; any other spec gives its references."""
+    if not specs:
+        raise DwzError("give at least one --data to train on")
+    utterances: list[Utterance] = []
+    for spec in specs:
+        dataset: SpeechDataset = load_labels(spec) if (Path(spec) / LABELS_FILE).is_file() else load_dataset_spec(spec)
+        missing = [u.id for u in dataset.utterances if not u.text]
+        if missing:
+            raise DwzError(f"--data {spec}: {len(missing)} clips have no text to train on (e.g. {missing[0]})")
+        utterances += dataset.utterances
+    return utterances
+
+
+def global_batches(num_examples: int, global_batch: int, epoch: int, seed: int) -> list[list[int]]:
+    """This epoch's batches of example indices; the last, smaller batch is dropped (equal step sizes)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(num_examples, generator=generator).tolist()
+    count = max(1, num_examples // global_batch)
+    return [order[i * global_batch : (i + 1) * global_batch] for i in range(count)]
+
+
+def dev_cer(model, processor, utterances: list[Utterance], batch_size: int) -> float:
+    """Greedy CER of `model` on `utterances` (no temperature fallback: it is a trend, measured often)."""
+    was_training = model.training
+    model.eval()
+    decoder = WhisperDecoder(LoadedWhisper("model", "", model, processor), DecodingOptions(temperature_fallback=False))
+    total = EditCounts()
+    for utterance, transcript, _ in transcribe_utterances(decoder, utterances, batch_size):
+        total = total + utterance_counts(utterance.text or "", transcript.text)
+    model.train(was_training)
+    return total.cer
+
+
+class Trainer:
+    """One training run. Subclasses implement `load_model` and `compute_loss`, and may extend the hooks."""
+
+    description = "train"
+
+    def __init__(self, data: list[str], eval_data: list[str], out: str, training: TrainingOptions):
+        self.training = training
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.accelerator = Accelerator(cpu=wants_cpu(training.device), mixed_precision=training.mixed_precision)
+        configure_threads(training.threads)
+        torch.manual_seed(training.seed)
+        utterances = load_training_data(data)
+        self.eval_utterances = [u for spec in eval_data for u in load_dataset_spec(spec).utterances]
+        self.eval_utterances = self.eval_utterances[: training.max_eval_utterances]
+        self.resuming = training.resume and is_complete_checkpoint(self.last_dir)
+        self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
+        self.processor = self.model.processor
+        self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in utterances]
+        self.freeze()
+        self.caches = self.build_caches() if training.cache_encoder_states else {}
+
+    # -------------------------------------------------------------------------------------- hooks
+
+    def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
+        raise NotImplementedError
+
+    def compute_loss(self, model, batch: TrainBatch) -> dict[str, torch.Tensor]:
+        """Loss parts of one micro-batch; "loss" is the one to minimise."""
+        raise NotImplementedError
+
+    def encoders_to_cache(self) -> dict[str, torch.nn.Module]:
+        return {"student": self.model.model.model.encoder}
+
+    def after_optimizer_step(self, model, step: int) -> None:
+        """Called after every optimizer step (AdaLoRA reallocates its rank budget here)."""
+
+    def save_model(self, model, target: Path) -> None:
+        save_model_dir(self.accelerator.unwrap_model(model), self.processor, target)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.model.parameters() if p.requires_grad]
+
+    def freeze(self) -> None:
+        model = self.model.model
+        model.train()
+        if self.training.freeze_encoder:
+            model.model.encoder.requires_grad_(False)
+            model.model.encoder.eval()  # no dropout in a frozen encoder: its states must be reproducible
+
+    # ------------------------------------------------------------------------------------- set-up
+
+    @property
+    def last_dir(self) -> Path:
+        return self.out / "checkpoints" / "last"
+
+    @property
+    def global_batch(self) -> int:
+        t = self.training
+        return t.batch_size * t.gradient_accumulation_steps * self.accelerator.num_processes
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.examples) // self.global_batch)
+
+    @property
+    def total_steps(self) -> int:
+        return self.training.max_steps or math.ceil(self.training.epochs * self.steps_per_epoch)
+
+    def build_caches(self) -> dict[str, EncoderCache]:
+        utterances = [e.utterance for e in self.examples]
+        encoders = self.encoders_to_cache()
+        size = sum(
+            cache_bytes(len(utterances), e.config.max_source_positions, e.config.d_model) for e in encoders.values()
+        )
+        self.accelerator.print(
+            f"encoder cache: {len(utterances)} clips x {len(encoders)} encoder(s) = "
+            f"{size / 2**30:.2f} GiB on disk under {self.out / 'cache'}"
+        )
+        caches = {}
+        for name, encoder in encoders.items():
+            with self.accelerator.main_process_first():
+                caches[name] = EncoderCache.build(
+                    self.out / "cache",
+                    f"{name}-encoder",
+                    encoder,
+                    self.processor,
+                    utterances,
+                    self.training.batch_size,
+                    self.accelerator.device,
+                )
+        return caches
+
+    def make_batch(self, indices: list[int]) -> TrainBatch:
+        examples = [self.examples[i] for i in indices]
+        keys = [e.utterance.id for e in examples]
+        decoder = collate_labels([e.label_ids for e in examples], self.processor.tokenizer.pad_token_id)
+        device, dtype = self.accelerator.device, self.model.model.dtype
+        decoder = DecoderBatch(decoder.decoder_input_ids.to(device), decoder.labels.to(device))
+        if self.caches:
+            states = {name: cache.get(keys, device, dtype) for name, cache in self.caches.items()}
+            return TrainBatch(keys, decoder, cached_states=states)
+        features = self.processor.feature_extractor(
+            [e.utterance.load() for e in examples], sampling_rate=16_000, return_tensors="pt"
+        ).input_features
+        return TrainBatch(keys, decoder, features=features.to(device, dtype))
+
+    def make_optimizer(self):
+        t = self.training
+        optimizer = torch.optim.AdamW(self.trainable_parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
+        scheduler = get_scheduler(
+            t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps, num_training_steps=self.total_steps
+        )
+        return optimizer, scheduler
+
+    # --------------------------------------------------------------------------------------- loop
+
+    def run(self) -> TrainSummary:
+        optimizer, scheduler = self.make_optimizer()
+        state = load_checkpoint_state(self.last_dir, optimizer, scheduler) if self.resuming else TrainState()
+        model = self.accelerator.prepare(self.model.model)
+        log = TrainingLog(self.out, state.step) if self.accelerator.is_main_process else None
+        self.accelerator.print(self.plan_text(state))
+        started, first_step = time.perf_counter(), state.step
+        stop_at = self.total_steps
+        if self.training.stop_after_steps:
+            stop_at = min(stop_at, state.step + self.training.stop_after_steps)
+        with tqdm(
+            total=self.total_steps,
+            initial=state.step,
+            desc=self.description,
+            unit="step",
+            disable=not self.accelerator.is_main_process,
+        ) as bar:
+            while state.step < stop_at:
+                parts = self.optimizer_step(model, optimizer, scheduler, state.step)
+                state.step += 1
+                row = self.after_step(model, optimizer, scheduler, state, parts, stopping=state.step == stop_at)
+                if log is not None and (state.step % self.training.log_every == 0 or "eval_cer" in row):
+                    log.write(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}")
+                bar.update(1)
+        seconds_per_step = (time.perf_counter() - started) / max(1, state.step - first_step)
+        return self.finish(state, log, seconds_per_step)
+
+    def plan_text(self, state: TrainState) -> str:
+        resumed = f" (resuming at {state.step})" if state.step else ""
+        return (
+            f"{self.description}: {len(self.examples)} clips, {self.steps_per_epoch} steps/epoch of "
+            f"{self.global_batch} clips, {self.total_steps} steps{resumed}; encoder "
+            f"{'frozen' if self.training.freeze_encoder else 'trained'}, "
+            f"{'cached' if self.caches else 'run every step'}"
+        )
+
+    def micro_batches(self, step: int) -> list[list[int]]:
+        """This process's micro-batches for optimizer step `step` (deterministic: resumable, shardable)."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        batch = global_batches(len(self.examples), self.global_batch, epoch, self.training.seed)[position]
+        mine = batch[self.accelerator.process_index :: self.accelerator.num_processes]
+        size = self.training.batch_size
+        return [mine[i : i + size] for i in range(0, len(mine), size)]
+
+    def optimizer_step(self, model, optimizer, scheduler, step: int) -> dict[str, float]:
+        micro_batches = self.micro_batches(step)
+        totals: dict[str, float] = {}
+        for i, indices in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                parts = self.compute_loss(model, self.make_batch(indices))
+                self.accelerator.backward(parts["loss"] / len(micro_batches))
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value.item() / len(micro_batches)
+        self.accelerator.clip_grad_norm_(self.trainable_parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        self.after_optimizer_step(model, step)
+        optimizer.zero_grad(set_to_none=True)
+        values = torch.tensor(list(totals.values()), device=self.accelerator.device)
+        return dict(zip(totals, self.accelerator.reduce(values, reduction="mean").tolist(), strict=True))
+
+    def after_step(self, model, optimizer, scheduler, state: TrainState, parts: dict, stopping: bool) -> dict:
+        row = {"step": state.step, **parts, "lr": scheduler.get_last_lr()[0]}
+        final = state.step == self.total_steps
+        every = self.training.eval_every
+        if self.eval_utterances and (final or (every and state.step % every == 0)):
+            row["eval_cer"] = self.evaluate_and_keep_best(model, state)
+        if final or stopping or state.step % self.training.save_every == 0:
+            self.accelerator.wait_for_everyone()
+            if self.accelerator.is_main_process:
+                save_checkpoint(
+                    self.last_dir, lambda target: self.save_model(model, target), optimizer, scheduler, state
+                )
+        return row
+
+    def evaluate_and_keep_best(self, model, state: TrainState) -> float:
+        unwrapped = self.accelerator.unwrap_model(model)
+        cer = dev_cer(unwrapped, self.processor, self.eval_utterances, self.training.batch_size)
+        self.freeze_modes(unwrapped)
+        if state.best_cer is None or cer < state.best_cer:
+            state.best_cer, state.best_step = cer, state.step
+            if self.accelerator.is_main_process:
+                self.save_model(model, self.out / "checkpoints" / "best")
+        return cer
+
+    def freeze_modes(self, model) -> None:
+        """Back to training mode after evaluation, with frozen parts in eval mode."""
+        model.train()
+        if self.training.freeze_encoder:
+            self.model.model.model.encoder.eval()
+
+    def finish(self, state: TrainState, log: TrainingLog | None, seconds_per_step: float) -> TrainSummary:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            log.close()
+            if state.step == self.total_steps:
+                best = self.out / "checkpoints" / "best"
+                chosen = best if best.is_dir() else self.last_dir
+                for name in MODEL_FILES:  # OUT itself becomes the chosen model dir
+                    if (chosen / name).is_file():
+                        shutil.copy2(chosen / name, self.out / name)
+            plot_training_curve(self.out / LOG_FILE, self.out / PLOT_FILE)
+        return TrainSummary(state.step, state.best_step, state.best_cer, seconds_per_step, str(self.out))

@@ -1,0 +1,54 @@
+"""Training hyper-parameters shared by `dwz distill` and `dwz finetune` (one dataclass, one place)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import DwzError
+
+
+@dataclass
+class TrainingOptions:
+    """How to train: optimiser, schedule, batches, evaluation, checkpoints."""
+
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 50
+    lr_scheduler: str = "linear"  # any transformers scheduler name: linear, cosine, constant_with_warmup, ...
+    batch_size: int = 16  # clips per process per micro-batch
+    gradient_accumulation_steps: int = 1
+    epochs: float = 3.0
+    max_steps: int | None = None  # overrides epochs
+    eval_every: int = 100  # optimizer steps between dev-CER evaluations; 0 = only at the end
+    save_every: int = 100  # optimizer steps between checkpoints (OUT/checkpoints/last)
+    max_eval_utterances: int = 200
+    log_every: int = 1
+    freeze_encoder: bool = True
+    cache_encoder_states: bool = False  # compute encoder states once, reuse every epoch (frozen encoder only)
+    resume: bool = False  # continue from OUT/checkpoints/last
+    stop_after_steps: int | None = None  # checkpoint and stop after this many steps of this invocation
+    mixed_precision: str = "no"  # no, fp16, bf16 (CUDA)
+    seed: int = 0
+    threads: int | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        positive = {
+            "batch_size": self.batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "save_every": self.save_every,
+            "log_every": self.log_every,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise DwzError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.learning_rate <= 0:
+            raise DwzError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.max_steps is None and self.epochs <= 0:
+            raise DwzError(f"--epochs must be positive, got {self.epochs}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise DwzError(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.cache_encoder_states and not self.freeze_encoder:
+            raise DwzError("--cache-encoder-states needs a frozen encoder (drop --train-encoder)")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise DwzError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
