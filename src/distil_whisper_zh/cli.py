@@ -238,6 +238,30 @@ def cmd_distill(args: argparse.Namespace) -> None:
     _print_training_summary(run_distillation(options))
 
 
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from .finetune import AdaLoraOptions, FinetuneOptions, run_finetune
+
+    adalora = AdaLoraOptions(
+        init_r=args.init_r,
+        target_r=args.target_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        orth_reg_weight=args.orth_reg_weight,
+        target_modules=tuple(args.target_modules),
+        adapt_encoder=args.adapt_encoder,
+    )
+    options = FinetuneOptions(
+        model=args.model,
+        data=args.data,
+        out=args.out,
+        method=args.method,
+        eval_data=args.eval_data or [],
+        adalora=adalora,
+        training=_training_options(args),
+    )
+    _print_training_summary(run_finetune(options))
+
+
 def cmd_split(args: argparse.Namespace) -> None:
     from .split import SplitOptions, split_dataset
 
@@ -337,6 +361,23 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--kl-weight", type=float, default=1.0)
     loss.add_argument("--temperature", type=float, default=2.0)
     _add_training_arguments(sub, learning_rate=1e-4)
+
+    sub = command("finetune", cmd_finetune, "AdaLoRA (or full) fine-tuning, merged into a plain model dir")
+    sub.add_argument("--model", required=True)
+    sub.add_argument("--data", action="append", required=True, help="dataset spec or pseudo-label folder")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--method", default="adalora", choices=("adalora", "full"))
+    adalora = sub.add_argument_group("AdaLoRA (schedule tinit/tfinal/deltaT derived from the number of steps)")
+    adalora.add_argument("--init-r", type=int, default=12, help="starting rank of each adapted matrix")
+    adalora.add_argument("--target-r", type=int, default=4, help="average final rank")
+    adalora.add_argument("--lora-alpha", type=float, default=32.0)
+    adalora.add_argument("--lora-dropout", type=float, default=0.05)
+    adalora.add_argument("--orth-reg-weight", type=float, default=0.5)
+    adalora.add_argument(
+        "--target-modules", nargs="+", default=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
+    )
+    adalora.add_argument("--adapt-encoder", action="store_true", help="adapt the encoder too (default: decoder)")
+    _add_training_arguments(sub, learning_rate=1e-3)
 
     sub = command("split", cmd_split, "deterministic train/dev split of a dataset by utterance id")
     sub.add_argument("data", help="dataset spec")

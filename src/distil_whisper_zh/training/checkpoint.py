@@ -28,47 +28,43 @@ def write_model_files(model, processor, folder: Path) -> None:
     processor.feature_extractor.save_pretrained(folder)
 
 
-def _replace(staging: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(target)
+def write_atomically(target: Path, write) -> None:
+    """`write(folder)` fills a temporary sibling of `target`, which then replaces `target` in one rename:
+    a reader (or a resumed run) sees the old complete folder or the new complete folder, never half of one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(staging)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            staging.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def save_model_dir(model, processor, target: Path) -> None:
-    """Write a complete model dir at `target` atomically (a temporary sibling, then a rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        write_model_files(model, processor, staging)
-        _replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """Write a complete model dir at `target` atomically."""
+    write_atomically(target, lambda folder: write_model_files(model, processor, folder))
 
 
-def save_checkpoint(target: Path, save_model, optimizer, scheduler, state: TrainState) -> None:
-    """`save_model(folder)` writes the model files; the optimizer, scheduler, RNG and step go beside them.
-    Everything lands in a temporary folder first and is renamed into `target` complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        save_model(staging / "model")
-        for item in (staging / "model").iterdir():
-            item.rename(staging / item.name)
-        (staging / "model").rmdir()
-        (staging / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+def save_checkpoint(target: Path, write_model, optimizer, scheduler, state: TrainState) -> None:
+    """`write_model(folder)` writes the model files; the optimizer, scheduler, RNG and step go beside them."""
+
+    def write(folder: Path) -> None:
+        write_model(folder)
+        (folder / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
         rng = {"torch": torch.get_rng_state()}
         torch.save(
             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
-            staging / OPTIMIZER_FILE,
+            folder / OPTIMIZER_FILE,
         )
-        _replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    write_atomically(target, write)
 
 
 def load_checkpoint_state(folder: Path, optimizer, scheduler) -> TrainState:

@@ -30,7 +30,14 @@ from ..pseudo_label import LABELS_FILE, load_labels
 from ..runtime import configure_threads, wants_cpu
 from .batches import DecoderBatch, collate_labels, label_token_ids
 from .cache import EncoderCache, cache_bytes
-from .checkpoint import TrainState, is_complete_checkpoint, load_checkpoint_state, save_checkpoint, save_model_dir
+from .checkpoint import (
+    TrainState,
+    is_complete_checkpoint,
+    load_checkpoint_state,
+    save_checkpoint,
+    write_atomically,
+    write_model_files,
+)
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
 
@@ -114,13 +121,13 @@ class Trainer:
         self.accelerator = Accelerator(cpu=wants_cpu(training.device), mixed_precision=training.mixed_precision)
         configure_threads(training.threads)
         torch.manual_seed(training.seed)
-        utterances = load_training_data(data)
+        self.utterances = load_training_data(data)
         self.eval_utterances = [u for spec in eval_data for u in load_dataset_spec(spec).utterances]
         self.eval_utterances = self.eval_utterances[: training.max_eval_utterances]
         self.resuming = training.resume and is_complete_checkpoint(self.last_dir)
         self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
         self.processor = self.model.processor
-        self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in utterances]
+        self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in self.utterances]
         self.freeze()
         self.caches = self.build_caches() if training.cache_encoder_states else {}
 
@@ -139,8 +146,9 @@ class Trainer:
     def after_optimizer_step(self, model, step: int) -> None:
         """Called after every optimizer step (AdaLoRA reallocates its rank budget here)."""
 
-    def save_model(self, model, target: Path) -> None:
-        save_model_dir(self.accelerator.unwrap_model(model), self.processor, target)
+    def write_model(self, model, folder: Path) -> None:
+        """Write a usable model dir (weights, tokenizer, feature extractor, generation config) into `folder`."""
+        write_model_files(self.accelerator.unwrap_model(model), self.processor, folder)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.model.parameters() if p.requires_grad]
@@ -165,7 +173,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, len(self.examples) // self.global_batch)
+        return max(1, len(self.utterances) // self.global_batch)
 
     @property
     def total_steps(self) -> int:
@@ -292,7 +300,7 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             if self.accelerator.is_main_process:
                 save_checkpoint(
-                    self.last_dir, lambda target: self.save_model(model, target), optimizer, scheduler, state
+                    self.last_dir, lambda folder: self.write_model(model, folder), optimizer, scheduler, state
                 )
         return row
 
@@ -303,7 +311,7 @@ class Trainer:
         if state.best_cer is None or cer < state.best_cer:
             state.best_cer, state.best_step = cer, state.step
             if self.accelerator.is_main_process:
-                self.save_model(model, self.out / "checkpoints" / "best")
+                write_atomically(self.out / "checkpoints" / "best", lambda folder: self.write_model(model, folder))
         return cer
 
     def freeze_modes(self, model) -> None:

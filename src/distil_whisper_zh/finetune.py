@@ -1,0 +1,178 @@
+"""`dwz finetune`: AdaLoRA (peft) or full fine-tuning of the decoder, merged into a plain model dir.
+
+AdaLoRA starts every adapted matrix at rank `init_r` and, between step `tinit` and `total - tfinal`, moves the
+rank budget (every `deltaT` steps) to the matrices that matter, ending at `target_r` on average. The schedule is
+derived from the number of steps. Checkpoints and the final OUT hold the adapters merged into the weights
+(`merge_and_unload`), so `dwz evaluate`, `dwz export` and transformers' pipeline load them without peft.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from peft import AdaLoraConfig, get_peft_model
+
+from .distill.losses import cross_entropy
+from .errors import DwzError
+from .models import LoadedWhisper, load_whisper
+from .training.checkpoint import write_model_files
+from .training.loop import TrainBatch, Trainer, TrainSummary
+from .training.options import TrainingOptions
+
+ADAPTER_FILE = "adapter_state.pt"
+METHODS = ("adalora", "full")
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+TINIT_FRACTION = 0.1  # steps of plain training before the rank budget starts moving
+TFINAL_FRACTION = 0.2  # steps at the final budget at the end
+ALLOCATIONS = 20  # budget reallocations between tinit and total - tfinal
+
+
+@dataclass
+class AdaLoraOptions:
+    init_r: int = 12  # starting rank of every adapted matrix
+    target_r: int = 4  # average rank at the end
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+    orth_reg_weight: float = 0.5  # orthogonality regulariser of P and Q, added to the loss by peft
+    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES  # decoder modules with these names get adapters
+    adapt_encoder: bool = False  # also adapt the encoder (then it cannot be cached)
+
+
+@dataclass
+class FinetuneOptions:
+    """Options of `dwz finetune`."""
+
+    model: str
+    data: list[str]  # dataset specs (their references are the labels) or pseudo-label folders
+    out: str
+    method: str = "adalora"  # adalora or full (all decoder weights)
+    eval_data: list[str] = field(default_factory=list)
+    adalora: AdaLoraOptions = field(default_factory=AdaLoraOptions)
+    training: TrainingOptions = field(default_factory=lambda: TrainingOptions(learning_rate=1e-3))
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise DwzError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.adalora.target_r > self.adalora.init_r or self.adalora.target_r < 1:
+            raise DwzError(f"--target-r must be in 1..--init-r ({self.adalora.init_r}), got {self.adalora.target_r}")
+        if self.adalora.adapt_encoder and self.training.cache_encoder_states:
+            raise DwzError("--adapt-encoder changes the encoder: it cannot be combined with --cache-encoder-states")
+
+
+def adalora_schedule(total_steps: int) -> dict[str, int]:
+    """tinit / tfinal / deltaT for `total_steps`; AdaLoRA needs tinit < total - tfinal."""
+    tinit = max(1, round(TINIT_FRACTION * total_steps))
+    tfinal = max(1, round(TFINAL_FRACTION * total_steps))
+    if tinit >= total_steps - tfinal:
+        raise DwzError(f"AdaLoRA needs at least 3 training steps to schedule its rank budget, got {total_steps}")
+    delta = max(1, (total_steps - tfinal - tinit) // ALLOCATIONS)
+    return {"tinit": tinit, "tfinal": tfinal, "deltaT": delta, "total_step": total_steps}
+
+
+def target_module_pattern(names: tuple[str, ...], adapt_encoder: bool) -> str:
+    """A peft regex matching the named linear layers of the decoder (and the encoder if asked)."""
+    stacks = "(encoder|decoder)" if adapt_encoder else "decoder"
+    return rf".*model\.{stacks}\.layers\.\d+\.(.*\.)?({'|'.join(names)})"
+
+
+def save_adapters(peft_model, path: Path) -> None:
+    """Full-size adapter tensors (pruned ranks are zeros in lora_E) and the rank pattern, to resume from.
+    peft's own adapter state dict shrinks pruned tensors, which a freshly initialised model cannot load."""
+    adapters = {k: v.detach().cpu() for k, v in peft_model.state_dict().items() if "lora_" in k}
+    torch.save({"adapters": adapters, "rank_pattern": peft_model.peft_config["default"].rank_pattern}, path)
+
+
+def restore_adapters(peft_model, path: Path) -> None:
+    saved = torch.load(path, weights_only=False)
+    peft_model.peft_config["default"].rank_pattern = saved["rank_pattern"]
+    missing = set(saved["adapters"]) - set(peft_model.state_dict())
+    if missing:
+        raise DwzError(f"{path}: adapters do not fit this model (e.g. {sorted(missing)[0]})")
+    peft_model.load_state_dict(saved["adapters"], strict=False)
+
+
+class FineTuner(Trainer):
+    description = "finetune"
+
+    def __init__(self, options: FinetuneOptions):
+        self.options = options
+        super().__init__(options.data, options.eval_data, options.out, options.training)
+
+    @property
+    def is_adalora(self) -> bool:
+        return self.options.method == "adalora"
+
+    def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
+        # AdaLoRA resumes from the original weights plus saved adapters; full fine-tuning from the checkpoint.
+        source = str(resume_dir) if resume_dir and not self.is_adalora else self.options.model
+        loaded = load_whisper(source, self.accelerator.device)
+        if not self.is_adalora:
+            return loaded
+        a = self.options.adalora
+        config = AdaLoraConfig(
+            init_r=a.init_r,
+            target_r=a.target_r,
+            lora_alpha=a.lora_alpha,
+            lora_dropout=a.lora_dropout,
+            orth_reg_weight=a.orth_reg_weight,
+            target_modules=target_module_pattern(a.target_modules, a.adapt_encoder),
+            **adalora_schedule(self.total_steps),
+        )
+        peft_model = get_peft_model(loaded.model, config)
+        if resume_dir:
+            restore_adapters(peft_model, resume_dir / ADAPTER_FILE)
+        return LoadedWhisper(loaded.name, loaded.source, peft_model, loaded.processor)
+
+    @property
+    def base_model(self):
+        model = self.model.model
+        return model.get_base_model() if self.is_adalora else model
+
+    def encoders_to_cache(self) -> dict[str, torch.nn.Module]:
+        return {"student": self.base_model.model.encoder}
+
+    def freeze(self) -> None:
+        model = self.base_model
+        if not self.is_adalora:  # full: the decoder learns, and the encoder too if not frozen
+            model.requires_grad_(True)
+            model.model.decoder.embed_positions.requires_grad_(False)
+        if self.training.freeze_encoder:
+            model.model.encoder.requires_grad_(False)
+        self.model.model.train()
+        if self.training.freeze_encoder:
+            model.model.encoder.eval()
+
+    def freeze_modes(self, model) -> None:
+        self.model.model.train()
+        if self.training.freeze_encoder:
+            self.base_model.model.encoder.eval()
+
+    def compute_loss(self, model, batch: TrainBatch) -> dict[str, torch.Tensor]:
+        """Cross-entropy on the labels (plus AdaLoRA's orthogonality regulariser, which peft adds)."""
+        cached = batch.cached_states or {}
+        if "student" in cached:
+            inputs = {"encoder_outputs": (cached["student"],)}
+        else:
+            inputs = {"input_features": batch.features}
+        output = model(**inputs, decoder_input_ids=batch.decoder.decoder_input_ids, labels=batch.decoder.labels)
+        return {"loss": output.loss, "ce": cross_entropy(output.logits.detach(), batch.decoder.labels)}
+
+    def after_optimizer_step(self, model, step: int) -> None:
+        if self.is_adalora:
+            self.accelerator.unwrap_model(model).base_model.update_and_allocate(step)
+
+    def write_model(self, model, folder: Path) -> None:
+        """A merged, plain Whisper dir; for AdaLoRA also the adapter state, to resume from."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if not self.is_adalora:
+            write_model_files(unwrapped, self.processor, folder)
+            return
+        write_model_files(copy.deepcopy(unwrapped).merge_and_unload(), self.processor, folder)
+        save_adapters(unwrapped, folder / ADAPTER_FILE)
+
+
+def run_finetune(options: FinetuneOptions) -> TrainSummary:
+    return FineTuner(options).run()
