@@ -70,6 +70,8 @@ def test_evaluate_writes_the_report_of_product_md(tiny_model_dir, small_manifest
     for key in ("model", "dataset", "cer", "utterances", "audio_seconds", "wall_seconds", "rtf", "params", "speedup"):
         assert key in first
     assert first["utterances"] == 3 and first["speedup"] == 1.0
+    assert 0.0 <= first["traditional_share"] <= 1.0
+    assert first["punctuation_f1"] is None  # AISHELL references carry no punctuation
     assert second["speedup"] == pytest.approx(first["wall_seconds"] / second["wall_seconds"], rel=1e-2)
     assert first["rtf"] == pytest.approx(first["wall_seconds"] / first["audio_seconds"], rel=1e-3)
     hypotheses = [json.loads(line) for line in (report / first["hypotheses_file"]).read_text("utf-8").splitlines()]

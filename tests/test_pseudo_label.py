@@ -107,3 +107,10 @@ def test_cli_prints_the_summary(tiny_model_dir, small_manifest, tmp_path, capsys
         )
         == 2
     )
+
+
+def test_punctuation_transfer_labels_keep_reference_characters(tiny_model_dir, small_manifest, tmp_path):
+    run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels", punctuation="transfer"))
+    for row in _rows(tmp_path / "labels"):
+        kept_characters = "".join(c for c in row["text"] if not __import__("unicodedata").category(c).startswith("P"))
+        assert kept_characters == row["reference"]

@@ -95,6 +95,9 @@ def test_evaluate_real_teacher_matches_an_independent_scorer(real_clips, aishell
     assert 0.05 < result["cer"] < 0.6  # whisper-base on this speaker: homophone errors, but it is Mandarin
     assert result["cer_numerals"] < result["cer"]  # "设定29度" vs "设定二十九度" stop counting as errors
     assert all(not re.search(r"[A-Za-z]", h["hypothesis"]) for h in hypotheses)
+    # whisper-base answers zh in Traditional characters about 40% of the time: the report must show it
+    share = sum(h["raw_hypothesis"] != h["hypothesis"] for h in hypotheses) / len(hypotheses)
+    assert result["traditional_share"] == pytest.approx(share) and share > 0
 
 
 def test_import_teacher_writes_a_portable_transformers_dir(tmp_path, real_clips):

@@ -25,9 +25,10 @@ from .errors import DwzError
 from .metrics import EditCounts, utterance_counts
 from .models import load_whisper, resolve_model
 from .models.params import count_parameters
+from .punctuation import MarkCounts, punctuation_counts
 from .report import write_report_files
 from .runtime import configure_threads, resolve_device, resolve_dtype
-from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, normalize_numerals
+from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, has_traditional, normalize_numerals
 
 WARMUP_SECONDS = 1.0
 
@@ -71,6 +72,8 @@ class EvalResult:
     rtf: float  # wall / audio
     params: int
     speedup: float  # baseline wall / this wall, same data, same run
+    traditional_share: float  # hypotheses containing Traditional-only characters before normalisation
+    punctuation_f1: float | None  # marks placed as in the reference (after alignment); None if refs have none
     looped: int  # hypotheses whose compression ratio says they are mostly repetition
     hit_token_cap: int  # hypotheses cut by the token cap (no end-of-text)
     hypotheses_file: str
@@ -126,8 +129,8 @@ def evaluate_one(
 ) -> EvalResult:
     """Decode `dataset`, score it, write `<model>__<dataset>.jsonl`, return the result."""
     name = decoder.loaded.name
-    rows, totals, totals_numerals = [], EditCounts(), EditCounts()
-    audio_seconds, looped, capped = 0.0, 0, 0
+    rows, totals, totals_numerals, marks = [], EditCounts(), EditCounts(), MarkCounts()
+    audio_seconds, looped, capped, traditional = 0.0, 0, 0, 0
     start = time.perf_counter()
     with tqdm(total=len(dataset), desc=f"{slug(name)} on {dataset.name}", unit="utt") as bar:
         for utterance, transcript, seconds in transcribe_utterances(decoder, dataset.utterances, batch_size, bar):
@@ -135,6 +138,8 @@ def evaluate_one(
             counts = utterance_counts(reference, transcript.text)
             counts_numerals = utterance_counts(reference, transcript.text, normalize_numerals)
             totals, totals_numerals = totals + counts, totals_numerals + counts_numerals
+            marks = marks + punctuation_counts(reference, transcript.raw_text)
+            traditional += has_traditional(transcript.raw_text)
             audio_seconds += seconds
             looped += transcript.looped
             capped += transcript.hit_token_cap
@@ -153,6 +158,8 @@ def evaluate_one(
         rtf=wall / audio_seconds if audio_seconds else float("nan"),
         params=count_parameters(decoder.loaded.model),
         speedup=(baseline.wall_seconds / wall) if baseline else 1.0,
+        traditional_share=traditional / len(rows) if rows else 0.0,
+        punctuation_f1=marks.f1 if marks.reference else None,
         looped=looped,
         hit_token_cap=capped,
         hypotheses_file=hypotheses_file,

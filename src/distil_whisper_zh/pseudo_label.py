@@ -23,6 +23,7 @@ from .errors import DwzError
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
 from .models import load_whisper, resolve_model
+from .punctuation import transfer_punctuation
 from .runtime import configure_threads, resolve_device, resolve_dtype, wants_cpu
 from .text import spell_numbers
 
@@ -39,6 +40,7 @@ class PseudoLabelOptions:
     out: str  # output folder: labels.jsonl, summary.json (and audio/ for clips that had no file)
     max_cer: float | None = None  # drop clips whose teacher CER vs the reference exceeds this (fraction)
     numerals: str = "keep"  # keep the teacher's digits, or "spell" them as Chinese characters like AISHELL
+    punctuation: str = "none"  # "transfer": label = the reference's characters + the teacher's marks
     batch_size: int = 16
     device: str = "auto"
     dtype: str = "auto"
@@ -50,6 +52,8 @@ class PseudoLabelOptions:
             raise DwzError("dwz pseudo-label: give at least one --data")
         if self.max_cer is not None and self.max_cer < 0:
             raise DwzError(f"--max-cer must be a non-negative fraction (0.1 = 10%), got {self.max_cer}")
+        if self.punctuation not in ("none", "transfer"):
+            raise DwzError(f"--punctuation must be none or transfer, got {self.punctuation!r}")
         if self.numerals not in ("keep", "spell"):
             raise DwzError(f"--numerals must be keep or spell, got {self.numerals!r}")
         if not self.decoding.simplified:
@@ -77,6 +81,8 @@ def label_row(
     """One line of labels.jsonl; `kept` applies the CER filter."""
     text = spell_numbers(transcript.text) if options.numerals == "spell" else transcript.text
     counts = utterance_counts(utterance.text, text) if utterance.text is not None else None
+    if options.punctuation == "transfer" and utterance.text is not None:
+        text = transfer_punctuation(utterance.text, text)
     kept = counts is None or options.max_cer is None or counts.cer <= options.max_cer
     return {
         "key": label_key(dataset, utterance.id),

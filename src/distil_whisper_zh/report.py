@@ -24,6 +24,10 @@ def _percent(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) or math.isinf(value) else f"{100 * value:.2f}%"
 
 
+def _f1(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def markdown_report(report: dict) -> str:
     lines = [
         "# Evaluation report",
@@ -32,15 +36,15 @@ def markdown_report(report: dict) -> str:
         + ", ".join(f"{k}={v}" for k, v in report["decoding"].items())
         + f"; {report['date']}.",
         "",
-        "| model | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | speed-up | looped | "
-        "cut by token cap |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | speed-up | "
+        "Traditional | punct. F1 | looped | cut by token cap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lines.append(
             f"| {r['model']} | {r['dataset']} | {r['utterances']} | {r['audio_seconds']:.1f} | {r['params']:,} | "
             f"{_percent(r['cer'])} | {_percent(r['cer_numerals'])} | {r['rtf']:.4f} | {r['speedup']:.2f}x | "
-            f"{r['looped']} | {r['hit_token_cap']} |"
+            f"{_percent(r['traditional_share'])} | {_f1(r['punctuation_f1'])} | {r['looped']} | {r['hit_token_cap']} |"
         )
     lines += [
         "",
@@ -49,7 +53,9 @@ def markdown_report(report: dict) -> str:
         f"**CER (numerals):** {report['normalization_numerals']}.",
         "",
         "RTF = wall-clock seconds / audio seconds (audio decoding, features and generation included); speed-up = "
-        "wall time of the first model on the same data in this run / this model's.",
+        "wall time of the first model on the same data in this run / this model's. Traditional = share of raw "
+        "hypotheses with Traditional-only characters; punct. F1 = punctuation marks placed as in the reference "
+        "after aligning characters (only when references are punctuated).",
         "",
         "![CER vs speed](cer_vs_speed.png)",
         "",
