@@ -123,6 +123,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
         out=args.out,
         max_cer=args.max_cer,
         numerals=args.numerals,
+        punctuation=args.punctuation,
         decoding=_decoding_options(args),
         **_runtime_kwargs(args),
     )
@@ -166,6 +167,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
         action="store_true",
         help="compute encoder states once and reuse them every epoch (frozen encoder only)",
     )
+    train.add_argument("--cache-dir", default=None, help="folder of the encoder cache (default OUT/cache)")
     train.add_argument("--learning-rate", type=float, default=learning_rate)
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--warmup-steps", type=int, default=50)
@@ -207,6 +209,7 @@ def _training_options(args: argparse.Namespace):
         max_eval_utterances=args.max_eval_utterances,
         freeze_encoder=not args.train_encoder,
         cache_encoder_states=args.cache_encoder_states,
+        cache_dir=args.cache_dir,
         resume=args.resume,
         stop_after_steps=args.stop_after_steps,
         mixed_precision=args.mixed_precision,
@@ -260,6 +263,32 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         training=_training_options(args),
     )
     _print_training_summary(run_finetune(options))
+
+
+def _run_dwz(argv: list[str]) -> None:
+    """Run one dwz command in this process (a recipe stage); its errors propagate."""
+    args = build_parser().parse_args(argv)
+    args.handler(args)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .recipe import load_recipe, run_recipe
+
+    recipe = load_recipe(args.recipe, {"out": args.out} if args.out else None)
+    run_recipe(recipe, build_parser(), _run_dwz)
+    print(f"recipe done: {recipe.out}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .demo import DemoOptions, add_training_curves, demo_recipe
+    from .recipe import run_recipe
+
+    options = DemoOptions(out=args.out, epochs=args.epochs, finetune_steps=args.finetune_steps, threads=args.threads)
+    run_recipe(demo_recipe(options), build_parser(), _run_dwz)
+    add_training_curves(Path(options.out))
+    print(f"demo done: {options.out}/report/report.md")
 
 
 def cmd_split(args: argparse.Namespace) -> None:
@@ -340,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("keep", "spell"),
         help="spell: write the teacher's digits as Chinese numerals, as AISHELL references do",
     )
+    sub.add_argument(
+        "--punctuation",
+        default="none",
+        choices=("none", "transfer"),
+        help="transfer: label = the reference's characters with the teacher's punctuation marks",
+    )
     _add_runtime_arguments(sub, batch_size=16)
     _add_decoding_arguments(sub)
 
@@ -378,6 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     adalora.add_argument("--adapt-encoder", action="store_true", help="adapt the encoder too (default: decoder)")
     _add_training_arguments(sub, learning_rate=1e-3)
+
+    sub = command("run", cmd_run, "run the stages of a YAML recipe (finished stages are skipped)")
+    sub.add_argument("recipe")
+    sub.add_argument("--out", default=None, help="override the recipe's out folder")
+
+    sub = command("demo", cmd_demo, "the whole chain offline on the embedded corpus with the real whisper-base")
+    sub.add_argument("--out", default="demo", help="output folder (default ./demo)")
+    sub.add_argument("--epochs", type=float, default=4.0, help="distillation epochs")
+    sub.add_argument("--finetune-steps", type=int, default=20)
+    sub.add_argument("--threads", type=int, default=None)
 
     sub = command("split", cmd_split, "deterministic train/dev split of a dataset by utterance id")
     sub.add_argument("data", help="dataset spec")

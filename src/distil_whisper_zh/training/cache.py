@@ -24,6 +24,15 @@ def cache_bytes(num_clips: int, positions: int, d_model: int) -> int:
     return num_clips * positions * d_model * 2
 
 
+def encoder_fingerprint(encoder: torch.nn.Module) -> str:
+    """A hash of the encoder's weights: the cache of one model is not valid for another."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).numpy().tobytes())
+    return digest.hexdigest()
+
+
 class EncoderCache:
     """key -> encoder states (positions, d_model) float16, backed by `folder/<name>.npy` + `<name>.keys.json`."""
 
@@ -49,8 +58,9 @@ class EncoderCache:
     ) -> EncoderCache:
         """Compute (or reuse, if the same clips were cached before) the states of every utterance."""
         keys = [u.id for u in utterances]
-        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
-        path = folder / f"{name}-{digest}.npy"
+        digest = hashlib.sha256("\n".join(keys).encode())
+        digest.update(encoder_fingerprint(encoder).encode())  # another encoder's states are never reused
+        path = folder / f"{name}-{digest.hexdigest()[:16]}.npy"
         keys_path = path.with_suffix(".keys.json")
         if path.is_file() and keys_path.is_file() and json.loads(keys_path.read_text()) == keys:
             return cls(path, keys)

@@ -185,15 +185,16 @@ class Trainer:
         size = sum(
             cache_bytes(len(utterances), e.config.max_source_positions, e.config.d_model) for e in encoders.values()
         )
+        folder = Path(self.training.cache_dir) if self.training.cache_dir else self.out / "cache"
         self.accelerator.print(
             f"encoder cache: {len(utterances)} clips x {len(encoders)} encoder(s) = "
-            f"{size / 2**30:.2f} GiB on disk under {self.out / 'cache'}"
+            f"{size / 2**30:.2f} GiB on disk under {folder}"
         )
         caches = {}
         for name, encoder in encoders.items():
             with self.accelerator.main_process_first():
                 caches[name] = EncoderCache.build(
-                    self.out / "cache",
+                    folder,
                     f"{name}-encoder",
                     encoder,
                     self.processor,

@@ -25,6 +25,7 @@ class TrainingOptions:
     log_every: int = 1
     freeze_encoder: bool = True
     cache_encoder_states: bool = False  # compute encoder states once, reuse every epoch (frozen encoder only)
+    cache_dir: str | None = None  # where the cache lives (default OUT/cache); runs on the same clips can share it
     resume: bool = False  # continue from OUT/checkpoints/last
     stop_after_steps: int | None = None  # checkpoint and stop after this many steps of this invocation
     mixed_precision: str = "no"  # no, fp16, bf16 (CUDA)

@@ -1,0 +1,124 @@
+"""`dwz run RECIPE.yaml`: the stages of a whole run from one YAML file, re-runnable.
+
+A recipe is a list of stages; each names a `dwz` command and gives that command's options under their CLI names
+(`max-cer: 0.2` is `--max-cer 0.2`; a list repeats the flag or fills a multi-value option; `true` is a switch).
+`{out}` in any string is the recipe's `out` folder. A stage that finished with the same options is skipped;
+training stages that did not finish are resumed (`--resume` is added), pseudo-labelling continues by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import DwzError
+
+RESUMABLE = {"distill", "finetune"}
+STATE_DIR = ".dwz-run"
+
+
+@dataclass
+class Stage:
+    name: str
+    command: str
+    options: dict[str, Any]
+
+
+@dataclass
+class Recipe:
+    out: Path
+    stages: list[Stage]
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Parse and check a recipe; `overrides` replace top-level keys (e.g. out)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DwzError(f"{path}: recipe not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise DwzError(f"{path}: not valid YAML ({error})") from None
+    raw.update(overrides or {})
+    if "out" not in raw or not isinstance(raw.get("stages"), list) or not raw["stages"]:
+        raise DwzError(f"{path}: a recipe needs `out:` and a non-empty `stages:` list")
+    stages = []
+    for number, entry in enumerate(raw["stages"], start=1):
+        if not isinstance(entry, dict) or "command" not in entry:
+            raise DwzError(f"{path}: stage {number} needs a `command:` (one of the dwz commands)")
+        options = {k: v for k, v in entry.items() if k not in ("name", "command")}
+        stages.append(Stage(str(entry.get("name", f"{number}-{entry['command']}")), entry["command"], options))
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise DwzError(f"{path}: stage names must be unique, got {names}")
+    return Recipe(Path(str(raw["out"])), stages)
+
+
+def _substitute(value: Any, out: Path) -> Any:
+    if isinstance(value, str):
+        return value.replace("{out}", str(out))
+    if isinstance(value, list):
+        return [_substitute(v, out) for v in value]
+    return value
+
+
+def stage_argv(stage: Stage, out: Path, parser: argparse.ArgumentParser) -> list[str]:
+    """The `dwz` argument list of a stage, checked against that command's parser."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if stage.command not in subparsers.choices:
+        raise DwzError(f"stage {stage.name}: unknown command {stage.command!r}")
+    command = subparsers.choices[stage.command]
+    by_flag = {flag: action for action in command._actions for flag in action.option_strings}
+    positional = [a for a in command._actions if not a.option_strings and a.dest != "help"]
+    argv = [stage.command]
+    for key, value in stage.options.items():
+        value = _substitute(value, out)
+        if key == "args":  # positional arguments
+            argv += [str(v) for v in (value if isinstance(value, list) else [value])]
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        action = by_flag.get(flag)
+        if action is None:
+            raise DwzError(f"stage {stage.name}: dwz {stage.command} has no option {flag}")
+        argv += _flag_values(flag, action, value)
+    if positional and "args" not in stage.options and any(a.nargs in ("+", None) for a in positional):
+        raise DwzError(f"stage {stage.name}: dwz {stage.command} needs positional `args:`")
+    return argv
+
+
+def _flag_values(flag: str, action: argparse.Action, value: Any) -> list[str]:
+    if isinstance(action, argparse._StoreTrueAction):
+        return [flag] if value else []
+    if value is None:
+        return []
+    if isinstance(value, list):
+        if action.nargs in ("+", "*"):
+            return [flag, *map(str, value)]
+        return [part for item in value for part in (flag, str(item))]
+    return [flag, str(value)]
+
+
+def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command) -> list[str]:
+    """Run the stages in order; `run_command(argv)` executes one dwz command. Returns the names it ran."""
+    state_dir = recipe.out / STATE_DIR
+    state_dir.mkdir(parents=True, exist_ok=True)
+    plans = [(stage, stage_argv(stage, recipe.out, parser)) for stage in recipe.stages]  # all checked up front
+    ran = []
+    for stage, argv in plans:
+        argv = [a for a in argv if a != "--resume"]
+        marker = state_dir / f"{stage.name}.json"
+        if marker.is_file() and json.loads(marker.read_text()) == argv:
+            print(f"[dwz run] {stage.name}: done before, skipped", flush=True)
+            continue
+        # A training stage that was killed continues from its last checkpoint.
+        command = [*argv, "--resume"] if stage.command in RESUMABLE else argv
+        print(f"[dwz run] {stage.name}: dwz {' '.join(command)}", flush=True)
+        run_command(command)
+        marker.write_text(json.dumps(argv))
+        ran.append(stage.name)
+    return ran

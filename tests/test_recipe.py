@@ -1,0 +1,139 @@
+import json
+
+import pytest
+import yaml
+
+from distil_whisper_zh import demo
+from distil_whisper_zh.cli import build_parser, main
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.recipe import Stage, load_recipe, stage_argv
+
+
+def test_stage_options_become_the_commands_arguments(tmp_path):
+    stage = Stage(
+        "s",
+        "distill",
+        {
+            "student": "{out}/init",
+            "teacher": "t",
+            "data": ["a", "b"],
+            "cache-encoder-states": True,
+            "train-encoder": False,
+            "max-steps": 5,
+        },
+    )
+    argv = stage_argv(stage, tmp_path, build_parser())
+    assert argv == [
+        "distill",
+        "--student",
+        f"{tmp_path}/init",
+        "--teacher",
+        "t",
+        "--data",
+        "a",
+        "--data",
+        "b",
+        "--cache-encoder-states",
+        "--max-steps",
+        "5",
+    ]
+    multi = Stage("c", "create-student", {"teacher": "t", "out": "o", "decoder-layer-ids": [0, 5]})
+    assert stage_argv(multi, tmp_path, build_parser())[-3:] == ["--decoder-layer-ids", "0", "5"]
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        (Stage("x", "distil", {}), "unknown command 'distil'"),
+        (Stage("x", "distill", {"max-cer": 0.2}), "dwz distill has no option --max-cer"),
+        (Stage("x", "split", {"out": "o"}), "needs positional `args:`"),
+    ],
+)
+def test_bad_stages_are_refused(tmp_path, stage, message):
+    with pytest.raises(DwzError, match=message):
+        stage_argv(stage, tmp_path, build_parser())
+
+
+def test_recipe_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("out: x\nstages: []\n")
+    with pytest.raises(DwzError, match="non-empty `stages:`"):
+        load_recipe(bad)
+    bad.write_text("out: x\nstages:\n  - teacher: t\n")
+    with pytest.raises(DwzError, match="stage 1 needs a `command:`"):
+        load_recipe(bad)
+    with pytest.raises(DwzError, match="recipe not found"):
+        load_recipe(tmp_path / "none.yaml")
+
+
+def test_run_chains_stages_and_skips_finished_ones(tiny_model_dir, small_manifest, tmp_path, capsys):
+    recipe = {
+        "out": str(tmp_path / "run"),
+        "stages": [
+            {
+                "name": "labels",
+                "command": "pseudo-label",
+                "teacher": str(tiny_model_dir),
+                "data": [str(small_manifest)],
+                "out": "{out}/labels",
+                "no-fallback": True,
+            },
+            {
+                "name": "init",
+                "command": "create-student",
+                "teacher": str(tiny_model_dir),
+                "decoder-layers": 1,
+                "out": "{out}/init",
+            },
+            {
+                "name": "distill",
+                "command": "distill",
+                "student": "{out}/init",
+                "teacher": str(tiny_model_dir),
+                "data": ["{out}/labels"],
+                "out": "{out}/student",
+                "max-steps": 2,
+                "batch-size": 3,
+            },
+            {
+                "name": "eval",
+                "command": "evaluate",
+                "model": [str(tiny_model_dir), "{out}/student"],
+                "data": [str(small_manifest)],
+                "report": "{out}/report",
+                "no-fallback": True,
+            },
+        ],
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+    assert main(["run", str(path)]) == 0
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text("utf-8"))
+    assert [r["model"] for r in report["results"]] == [str(tiny_model_dir), str(tmp_path / "run" / "student")]
+    capsys.readouterr()
+    assert main(["run", str(path)]) == 0
+    output = capsys.readouterr().out
+    assert output.count("done before, skipped") == 4
+
+
+def test_demo_chain_on_the_embedded_corpus(tiny_model_dir, tmp_path, monkeypatch):
+    """The real demo recipe and corpus, with the tiny model standing in for whisper-base to keep CI fast."""
+    monkeypatch.setattr(demo, "TEACHER", str(tiny_model_dir))
+    options = demo.DemoOptions(out=str(tmp_path / "demo"), epochs=0.2, finetune_steps=3)
+    recipe = demo.demo_recipe(options)
+    for stage in recipe.stages:  # keep the tiny model's random output short and evaluation quick
+        if stage.command in ("pseudo-label", "evaluate"):
+            stage.options["no-fallback"] = True
+        if stage.command in ("distill", "finetune"):
+            stage.options["max-eval-utterances"] = 4
+        if stage.command == "pseudo-label":
+            stage.options["max-cer"] = 100.0
+    from distil_whisper_zh.cli import _run_dwz
+    from distil_whisper_zh.recipe import run_recipe
+
+    assert run_recipe(recipe, build_parser(), _run_dwz) == ["labels", "student-init", "distill", "finetune", "evaluate"]
+    demo.add_training_curves(tmp_path / "demo")
+    report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text("utf-8"))
+    assert len(report["results"]) == 4 and report["results"][0]["utterances"] == 40
+    assert len(list((tmp_path / "demo" / "cache").glob("student-encoder-*.npy"))) == 1  # shared by both stages
+    assert "student_loss.png" in (tmp_path / "demo" / "report" / "report.md").read_text("utf-8")
