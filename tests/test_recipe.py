@@ -137,3 +137,14 @@ def test_demo_chain_on_the_embedded_corpus(tiny_model_dir, tmp_path, monkeypatch
     assert len(report["results"]) == 4 and report["results"][0]["utterances"] == 40
     assert len(list((tmp_path / "demo" / "cache").glob("student-encoder-*.npy"))) == 1  # shared by both stages
     assert "student_loss.png" in (tmp_path / "demo" / "report" / "report.md").read_text("utf-8")
+
+
+def test_shipped_recipes_parse_into_valid_commands(tmp_path):
+    from pathlib import Path
+
+    recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+    assert recipes
+    for path in recipes:
+        recipe = load_recipe(path)
+        for stage in recipe.stages:
+            assert stage_argv(stage, recipe.out, build_parser())[0] == stage.command
