@@ -291,6 +291,24 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"demo done: {options.out}/report/report.md")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from .export import ExportOptions, export_ctranslate2
+
+    result = export_ctranslate2(
+        ExportOptions(
+            model=args.model,
+            out=args.out,
+            format=args.format,
+            quantization=args.quantization,
+            check_audio=args.check_audio,
+        )
+    )
+    print(f"exported {args.model} -> {result.out} ({args.quantization})")
+    if result.check_cer is not None:
+        print(f"check clip: transformers {result.transformers_text!r}")
+        print(f"            ctranslate2  {result.ctranslate2_text!r}  (CER between them {100 * result.check_cer:.1f}%)")
+
+
 def cmd_split(args: argparse.Namespace) -> None:
     from .split import SplitOptions, split_dataset
 
@@ -423,6 +441,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--epochs", type=float, default=4.0, help="distillation epochs")
     sub.add_argument("--finetune-steps", type=int, default=20)
     sub.add_argument("--threads", type=int, default=None)
+
+    sub = command("export", cmd_export, "export to a CTranslate2 dir that faster-whisper loads")
+    sub.add_argument("--model", required=True)
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--format", default="ctranslate2", choices=("ctranslate2",))
+    sub.add_argument(
+        "--quantization",
+        default="int8",
+        choices=("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32"),
+    )
+    sub.add_argument("--check-audio", default=None, help="a clip to transcribe with both runtimes after export")
 
     sub = command("split", cmd_split, "deterministic train/dev split of a dataset by utterance id")
     sub.add_argument("data", help="dataset spec")

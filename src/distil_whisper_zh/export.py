@@ -1,0 +1,95 @@
+"""`dwz export`: a model dir -> a CTranslate2 dir that faster-whisper loads as is, checked after export.
+
+The export copies tokenizer.json and preprocessor_config.json (without them faster-whisper reaches for the hub),
+then transcribes a check clip with both runtimes and reports whether the texts agree.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .audio import load_audio
+from .decoding import DecodingOptions, WhisperDecoder
+from .errors import DwzError
+from .metrics import utterance_counts
+from .models import load_whisper, resolve_model
+from .text import to_simplified
+
+QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
+COPIED_FILES = ("tokenizer.json", "preprocessor_config.json")
+
+
+@dataclass
+class ExportOptions:
+    """Options of `dwz export`."""
+
+    model: str
+    out: str
+    format: str = "ctranslate2"
+    quantization: str = "int8"
+    check_audio: str | None = None  # a clip to transcribe with both runtimes after export
+
+    def __post_init__(self) -> None:
+        if self.format != "ctranslate2":
+            raise DwzError(f"--format {self.format!r}: only ctranslate2 is supported")
+        if self.quantization not in QUANTIZATIONS:
+            raise DwzError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+
+
+@dataclass
+class ExportResult:
+    out: str
+    transformers_text: str | None
+    ctranslate2_text: str | None
+
+    @property
+    def check_cer(self) -> float | None:
+        if self.transformers_text is None or self.ctranslate2_text is None:
+            return None
+        return utterance_counts(self.transformers_text, self.ctranslate2_text).cer
+
+
+def export_ctranslate2(options: ExportOptions) -> ExportResult:
+    try:
+        import ctranslate2
+    except ImportError:
+        raise DwzError("dwz export needs CTranslate2: pip install 'distil-whisper-zh[export]'") from None
+    source = Path(resolve_model(options.model))
+    if not source.is_dir():
+        raise DwzError(f"{options.model}: export needs a local model dir (download it first)")
+    missing = [name for name in COPIED_FILES if not (source / name).is_file()]
+    if missing:
+        raise DwzError(f"{source}: {', '.join(missing)} missing; an export without them is unusable")
+    out = Path(options.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        converter = ctranslate2.converters.TransformersConverter(str(source), copy_files=list(COPIED_FILES))
+        converter.convert(str(staging / "model"), quantization=options.quantization, force=True)
+        if out.exists():
+            shutil.rmtree(out)
+        (staging / "model").rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if options.check_audio is None:
+        return ExportResult(str(out), None, None)
+    return ExportResult(str(out), *compare_runtimes(str(source), out, options.check_audio))
+
+
+def compare_runtimes(model_dir: str, ct2_dir: Path, audio_path: str) -> tuple[str, str]:
+    """Greedy text of the same clip from transformers (fp32) and faster-whisper (the exported dir)."""
+    from faster_whisper import WhisperModel
+
+    audio = load_audio(audio_path)
+    decoder = WhisperDecoder(load_whisper(model_dir), DecodingOptions(temperature_fallback=False))
+    (ours,) = decoder.decode([audio])
+    # compute_type "default" runs the weights as they were quantised at export
+    model = WhisperModel(str(ct2_dir), device="cpu", compute_type="default", cpu_threads=1)
+    segments, _ = model.transcribe(
+        audio, language="zh", beam_size=1, temperature=0.0, condition_on_previous_text=False, without_timestamps=True
+    )
+    theirs = "".join(segment.text for segment in segments).strip()
+    return ours.text, to_simplified(theirs)

@@ -1,0 +1,50 @@
+import pytest
+
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.export import ExportOptions, export_ctranslate2
+
+pytest.importorskip("ctranslate2")
+pytest.importorskip("faster_whisper")
+
+
+def test_export_writes_a_dir_faster_whisper_loads(tiny_model_dir, real_clips, tmp_path):
+    result = export_ctranslate2(
+        ExportOptions(
+            model=str(tiny_model_dir),
+            out=str(tmp_path / "ct2"),
+            quantization="int8",
+            check_audio=str(real_clips[0]["path"]),
+        )
+    )
+    for name in ("model.bin", "tokenizer.json", "preprocessor_config.json", "config.json"):
+        assert (tmp_path / "ct2" / name).is_file(), name
+    assert isinstance(result.ctranslate2_text, str) and isinstance(result.transformers_text, str)
+    assert result.check_cer is not None
+
+
+def test_export_errors(tiny_model_dir, tmp_path):
+    with pytest.raises(DwzError, match="--quantization must be one of"):
+        ExportOptions(model="m", out="o", quantization="int4")
+    with pytest.raises(DwzError, match="only ctranslate2"):
+        ExportOptions(model="m", out="o", format="onnx")
+    assert main(["export", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.slow
+def test_whisper_base_int8_export_agrees_with_transformers(real_clips, tmp_path, capsys):
+    code = main(
+        [
+            "export",
+            "--model",
+            "pypi:whisper-base",
+            "--out",
+            str(tmp_path / "base-int8"),
+            "--check-audio",
+            str(real_clips[4]["path"]),
+        ]
+    )
+    assert code == 0
+    output = capsys.readouterr().out
+    cer = float(output.split("CER between them ")[1].split("%")[0])
+    assert cer <= 20.0  # int8 vs float32 greedy on a clean 3-s clip: the same text, or one character apart
