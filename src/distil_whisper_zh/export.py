@@ -6,14 +6,13 @@ then transcribes a check clip with both runtimes and reports whether the texts a
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .audio import load_audio
 from .decoding import DecodingOptions, WhisperDecoder
 from .errors import DwzError
+from .files import write_atomically
 from .metrics import utterance_counts
 from .models import load_whisper, resolve_model
 from .text import to_simplified
@@ -64,16 +63,12 @@ def export_ctranslate2(options: ExportOptions) -> ExportResult:
     if missing:
         raise DwzError(f"{source}: {', '.join(missing)} missing; an export without them is unusable")
     out = Path(options.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def write(folder: Path) -> None:
         converter = ctranslate2.converters.TransformersConverter(str(source), copy_files=list(COPIED_FILES))
-        converter.convert(str(staging / "model"), quantization=options.quantization, force=True)
-        if out.exists():
-            shutil.rmtree(out)
-        (staging / "model").rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        converter.convert(str(folder), quantization=options.quantization, force=True)
+
+    write_atomically(out, write)
     if options.check_audio is None:
         return ExportResult(str(out), None, None)
     return ExportResult(str(out), *compare_runtimes(str(source), out, options.check_audio))
@@ -81,7 +76,10 @@ def export_ctranslate2(options: ExportOptions) -> ExportResult:
 
 def compare_runtimes(model_dir: str, ct2_dir: Path, audio_path: str) -> tuple[str, str]:
     """Greedy text of the same clip from transformers (fp32) and faster-whisper (the exported dir)."""
-    from faster_whisper import WhisperModel
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError:
+        raise DwzError("--check-audio needs faster-whisper: pip install 'distil-whisper-zh[export]'") from None
 
     audio = load_audio(audio_path)
     decoder = WhisperDecoder(load_whisper(model_dir), DecodingOptions(temperature_fallback=False))

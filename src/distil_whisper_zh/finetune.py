@@ -58,6 +58,8 @@ class FinetuneOptions:
             raise DwzError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.adalora.target_r > self.adalora.init_r or self.adalora.target_r < 1:
             raise DwzError(f"--target-r must be in 1..--init-r ({self.adalora.init_r}), got {self.adalora.target_r}")
+        if self.method == "adalora" and self.adalora.adapt_encoder:
+            self.training.freeze_encoder = False  # the encoder's adapters learn: its states change every step
         if self.adalora.adapt_encoder and self.training.cache_encoder_states:
             raise DwzError("--adapt-encoder changes the encoder: it cannot be combined with --cache-encoder-states")
 
@@ -134,20 +136,25 @@ class FineTuner(Trainer):
     def encoders_to_cache(self) -> dict[str, torch.nn.Module]:
         return {"student": self.base_model.model.encoder}
 
+    @property
+    def encoder_frozen(self) -> bool:
+        """AdaLoRA: peft froze every base weight; the encoder only learns through adapters, if it has them."""
+        if self.is_adalora:
+            return not self.options.adalora.adapt_encoder
+        return self.training.freeze_encoder
+
     def freeze(self) -> None:
         model = self.base_model
         if not self.is_adalora:  # full: the decoder learns, and the encoder too if not frozen
             model.requires_grad_(True)
             model.model.decoder.embed_positions.requires_grad_(False)
-        if self.training.freeze_encoder:
-            model.model.encoder.requires_grad_(False)
-        self.model.model.train()
-        if self.training.freeze_encoder:
-            model.model.encoder.eval()
+            if self.training.freeze_encoder:
+                model.model.encoder.requires_grad_(False)
+        self.freeze_modes(self.model.model)
 
     def freeze_modes(self, model) -> None:
         self.model.model.train()
-        if self.training.freeze_encoder:
+        if self.encoder_frozen:
             self.base_model.model.encoder.eval()
 
     def compute_loss(self, model, batch: TrainBatch) -> dict[str, torch.Tensor]:

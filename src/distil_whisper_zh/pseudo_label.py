@@ -126,12 +126,14 @@ def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
     state = PartialState(cpu=wants_cpu(options.device))
     configure_threads(options.threads)
     datasets = [load_dataset_spec(spec) for spec in options.data]
-    resolve_model(options.teacher)  # a bad teacher fails before anything is written
+    with state.main_process_first():  # a bad teacher fails before anything is written; imports happen once
+        resolve_model(options.teacher)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     done = _done_keys(out)
     todo = [(d.name, u) for d in datasets for u in d.utterances if label_key(d.name, u.id) not in done]
     mine = todo[state.process_index :: state.num_processes]
+    state.wait_for_everyone()  # every process has read the part files before any appends to them
     if mine:
         _label(options, out, mine, state)
     state.wait_for_everyone()
@@ -161,12 +163,17 @@ def _label(options: PseudoLabelOptions, out: Path, work: list[tuple[str, Utteran
 def merge_labels(out: Path, datasets: list[SpeechDataset], max_cer: float | None) -> PseudoLabelSummary:
     """Fold the part files into labels.jsonl in dataset order, then id order; write summary.json."""
     rows = {row["key"]: row for row in read_jsonl(out / LABELS_FILE)}
+    keys = [label_key(d.name, u.id) for d in datasets for u in d.utterances]
+    if len(set(keys)) != len(keys):
+        raise DwzError("two clips have the same dataset name and id; give the manifests distinct names or ids")
     parts = sorted(out.glob("labels.part-*.jsonl"))
     for part in parts:
         for row in read_jsonl(part):
             rows.setdefault(row["key"], row)
     order = {d.name: i for i, d in enumerate(datasets)}
     merged = sorted(rows.values(), key=lambda r: (order.get(r["dataset"], len(order)), r["dataset"], r["id"]))
+    for row in merged:  # the filter of this run applies to every row, also those labelled by an earlier run
+        row["kept"] = row["cer"] is None or max_cer is None or row["cer"] <= max_cer
     write_jsonl_atomic(out / LABELS_FILE, merged)
     for part in parts:
         part.unlink()

@@ -44,6 +44,8 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise DwzError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(raw, dict):
+        raise DwzError(f"{path}: a recipe is a mapping with `out:` and `stages:`")
     raw.update(overrides or {})
     if "out" not in raw or not isinstance(raw.get("stages"), list) or not raw["stages"]:
         raise DwzError(f"{path}: a recipe needs `out:` and a non-empty `stages:` list")
@@ -104,21 +106,32 @@ def _flag_values(flag: str, action: argparse.Action, value: Any) -> list[str]:
 
 
 def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command) -> list[str]:
-    """Run the stages in order; `run_command(argv)` executes one dwz command. Returns the names it ran."""
+    """Run the stages in order; `run_command(argv)` executes one dwz command. Returns the names it ran.
+
+    A stage is skipped when it finished before with the same arguments and no earlier stage ran again (its
+    inputs would have changed). A training stage that started with the same arguments but did not finish is
+    resumed; one whose arguments changed starts afresh.
+    """
     state_dir = recipe.out / STATE_DIR
     state_dir.mkdir(parents=True, exist_ok=True)
     plans = [(stage, stage_argv(stage, recipe.out, parser)) for stage in recipe.stages]  # all checked up front
-    ran = []
+    ran: list[str] = []
     for stage, argv in plans:
         argv = [a for a in argv if a != "--resume"]
-        marker = state_dir / f"{stage.name}.json"
-        if marker.is_file() and json.loads(marker.read_text()) == argv:
+        done, started = state_dir / f"{stage.name}.json", state_dir / f"{stage.name}.started.json"
+        if not ran and _same(done, argv):
             print(f"[dwz run] {stage.name}: done before, skipped", flush=True)
             continue
-        # A training stage that was killed continues from its last checkpoint.
-        command = [*argv, "--resume"] if stage.command in RESUMABLE else argv
+        resume = stage.command in RESUMABLE and _same(started, argv) and not ran
+        command = [*argv, "--resume"] if resume else argv
+        done.unlink(missing_ok=True)
+        started.write_text(json.dumps(argv))
         print(f"[dwz run] {stage.name}: dwz {' '.join(command)}", flush=True)
         run_command(command)
-        marker.write_text(json.dumps(argv))
+        done.write_text(json.dumps(argv))
         ran.append(stage.name)
     return ran
+
+
+def _same(marker: Path, argv: list[str]) -> bool:
+    return marker.is_file() and json.loads(marker.read_text()) == argv

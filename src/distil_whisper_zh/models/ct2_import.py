@@ -15,6 +15,7 @@ import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from ..errors import DwzError
+from ..files import write_atomically
 from ..runtime import cache_dir
 from .assets import build_generation_config, load_tokenizer_json, save_processor
 from .ct2 import read_ct2_model, whisper_config_kwargs, whisper_state_dict
@@ -52,17 +53,12 @@ def ct2_to_transformers(model_bin: Path, assets_dir: Path, out_dir: Path) -> Pat
     model.generation_config = build_generation_config(
         tokenizer, ct2_config.get("alignment_heads"), ct2_config.get("suppress_ids")
     )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; a model dir is meant to be shared
-    try:
-        model.save_pretrained(staging)
-        save_processor(tokenizer, sizes["num_mel_bins"], staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        save_processor(tokenizer, sizes["num_mel_bins"], folder)
+
+    write_atomically(out_dir, write)
     return out_dir
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from ..files import write_atomically
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -26,25 +26,6 @@ def write_model_files(model, processor, folder: Path) -> None:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     processor.feature_extractor.save_pretrained(folder)
-
-
-def write_atomically(target: Path, write) -> None:
-    """`write(folder)` fills a temporary sibling of `target`, which then replaces `target` in one rename:
-    a reader (or a resumed run) sees the old complete folder or the new complete folder, never half of one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        write(staging)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def save_model_dir(model, processor, target: Path) -> None:

@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from ..data import SpeechDataset, Utterance, load_dataset_spec
-from ..decoding import DecodingOptions, WhisperDecoder, transcribe_utterances
+from ..decoding import WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
 from ..errors import DwzError
+from ..files import write_atomically
 from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
 from ..pseudo_label import LABELS_FILE, load_labels
@@ -35,7 +36,6 @@ from .checkpoint import (
     is_complete_checkpoint,
     load_checkpoint_state,
     save_checkpoint,
-    write_atomically,
     write_model_files,
 )
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
@@ -86,7 +86,24 @@ def load_training_data(specs: list[str]) -> list[Utterance]:
         if missing:
             raise DwzError(f"--data {spec}: {len(missing)} clips have no text to train on (e.g. {missing[0]})")
         utterances += dataset.utterances
-    return utterances
+    seen: set[str] = set()
+    duplicates = [u.id for u in utterances if u.id in seen or seen.add(u.id)]
+    if duplicates:
+        raise DwzError(
+            f"training clips must have unique ids; {len(duplicates)} repeat, e.g. {duplicates[0]!r} "
+            "(give them an `id` field, or do not pass the same data twice)"
+        )
+    return drop_long_clips(utterances)
+
+
+def drop_long_clips(utterances: list[Utterance]) -> list[Utterance]:
+    """Whisper sees 30 s at a time: a longer clip would be cut while its label is not. Such clips are left out."""
+    kept = [u for u in utterances if u.seconds() <= WINDOW_SECONDS]
+    if len(kept) < len(utterances):
+        print(f"training: left out {len(utterances) - len(kept)} clips longer than {WINDOW_SECONDS:.0f} s")
+    if not kept:
+        raise DwzError("no training clip is 30 s or shorter; split long recordings into utterances first")
+    return kept
 
 
 def global_batches(num_examples: int, global_batch: int, epoch: int, seed: int) -> list[list[int]]:
@@ -101,11 +118,17 @@ def dev_cer(model, processor, utterances: list[Utterance], batch_size: int) -> f
     """Greedy CER of `model` on `utterances` (no temperature fallback: it is a trend, measured often)."""
     was_training = model.training
     model.eval()
+    with torch.random.fork_rng():  # decoding seeds torch; training's random stream must not notice
+        cer = _decode_cer(model, processor, utterances, batch_size)
+    model.train(was_training)
+    return cer
+
+
+def _decode_cer(model, processor, utterances: list[Utterance], batch_size: int) -> float:
     decoder = WhisperDecoder(LoadedWhisper("model", "", model, processor), DecodingOptions(temperature_fallback=False))
     total = EditCounts()
     for utterance, transcript, _ in transcribe_utterances(decoder, utterances, batch_size):
         total = total + utterance_counts(utterance.text or "", transcript.text)
-    model.train(was_training)
     return total.cer
 
 
@@ -125,7 +148,8 @@ class Trainer:
         self.eval_utterances = [u for spec in eval_data for u in load_dataset_spec(spec).utterances]
         self.eval_utterances = self.eval_utterances[: training.max_eval_utterances]
         self.resuming = training.resume and is_complete_checkpoint(self.last_dir)
-        self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
+        with self.accelerator.main_process_first():  # a CTranslate2 import into the cache happens once
+            self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
         self.processor = self.model.processor
         self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in self.utterances]
         self.freeze()
@@ -231,7 +255,8 @@ class Trainer:
     def run(self) -> TrainSummary:
         optimizer, scheduler = self.make_optimizer()
         state = load_checkpoint_state(self.last_dir, optimizer, scheduler) if self.resuming else TrainState()
-        model = self.accelerator.prepare(self.model.model)
+        # The optimizer is prepared too: with fp16 its steps go through accelerate's gradient scaler.
+        model, optimizer = self.accelerator.prepare(self.model.model, optimizer)
         log = TrainingLog(self.out, state.step) if self.accelerator.is_main_process else None
         self.accelerator.print(self.plan_text(state))
         started, first_step = time.perf_counter(), state.step
@@ -325,7 +350,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             log.close()
-            if state.step == self.total_steps:
+            if state.step >= self.total_steps:
                 best = self.out / "checkpoints" / "best"
                 chosen = best if best.is_dir() else self.last_dir
                 for name in MODEL_FILES:  # OUT itself becomes the chosen model dir

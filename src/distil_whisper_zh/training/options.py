@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from transformers import SchedulerType
+
 from ..errors import DwzError
+
+SCHEDULERS = tuple(s.value for s in SchedulerType)
 
 
 @dataclass
@@ -43,6 +47,13 @@ class TrainingOptions:
         for name, value in positive.items():
             if value < 1:
                 raise DwzError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        for name in ("warmup_steps", "eval_every"):
+            if getattr(self, name) < 0:
+                raise DwzError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if self.stop_after_steps is not None and self.stop_after_steps < 1:
+            raise DwzError(f"--stop-after-steps must be at least 1, got {self.stop_after_steps}")
+        if self.lr_scheduler not in SCHEDULERS:
+            raise DwzError(f"--lr-scheduler {self.lr_scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
         if self.learning_rate <= 0:
             raise DwzError(f"--learning-rate must be positive, got {self.learning_rate}")
         if self.max_steps is None and self.epochs <= 0:
