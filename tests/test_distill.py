@@ -158,3 +158,12 @@ def test_cli_chain_pseudo_label_create_student_distill(tiny_model_dir, small_man
         == 0
     )
     assert "trained to step 2" in capsys.readouterr().out
+
+
+def test_training_options_are_validated():
+    with pytest.raises(DwzError, match="--lr-scheduler 'bogus'"):
+        TrainingOptions(lr_scheduler="bogus")
+    with pytest.raises(DwzError, match="--eval-every must not be negative"):
+        TrainingOptions(eval_every=-1)
+    with pytest.raises(DwzError, match="--stop-after-steps must be at least 1"):
+        TrainingOptions(stop_after_steps=0)

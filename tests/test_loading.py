@@ -77,3 +77,18 @@ def test_count_params_tiny_matches_the_architecture(tiny_model_dir):
     )
     decoder = vocab * d + 448 * d + 2 * (2 * attention + ffn_block + 3 * layer_norm) + layer_norm
     assert count_model_parameters(str(tiny_model_dir)) == encoder + decoder
+
+
+def test_import_never_replaces_a_folder_that_is_not_a_model(tmp_path):
+    from distil_whisper_zh.files import write_atomically
+
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    with pytest.raises(DwzError, match="not a model; refusing to replace it"):
+        write_atomically(precious, lambda folder: None)
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    model_dir = tmp_path / "model"
+    write_atomically(model_dir, lambda folder: (folder / "config.json").write_text("{}"))
+    write_atomically(model_dir, lambda folder: (folder / "config.json").write_text('{"v": 2}'))
+    assert (model_dir / "config.json").read_text() == '{"v": 2}'

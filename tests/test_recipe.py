@@ -148,3 +148,47 @@ def test_shipped_recipes_parse_into_valid_commands(tmp_path):
         recipe = load_recipe(path)
         for stage in recipe.stages:
             assert stage_argv(stage, recipe.out, build_parser())[0] == stage.command
+
+
+def test_a_changed_stage_reruns_and_so_do_the_stages_after_it(tmp_path):
+    from distil_whisper_zh.recipe import Recipe, run_recipe
+
+    calls = []
+    first = Recipe(
+        tmp_path,
+        [
+            Stage("a", "split", {"args": ["x.jsonl"], "out": "o1"}),
+            Stage("b", "split", {"args": ["y.jsonl"], "out": "o2"}),
+        ],
+    )
+    assert run_recipe(first, build_parser(), calls.append) == ["a", "b"]
+    assert run_recipe(first, build_parser(), calls.append) == []
+    changed = Recipe(
+        tmp_path,
+        [
+            Stage("a", "split", {"args": ["x.jsonl"], "out": "o1", "dev-fraction": 0.3}),
+            Stage("b", "split", {"args": ["y.jsonl"], "out": "o2"}),
+        ],
+    )
+    assert run_recipe(changed, build_parser(), calls.append) == ["a", "b"]
+    assert len(calls) == 4
+
+
+def test_training_stage_resumes_only_with_unchanged_arguments(tmp_path):
+    from distil_whisper_zh.recipe import Recipe, run_recipe
+
+    calls = []
+
+    def killed(argv):
+        calls.append(argv)
+        raise KeyboardInterrupt
+
+    stage = Stage("d", "distill", {"student": "s", "teacher": "t", "data": ["l"], "out": "o"})
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(Recipe(tmp_path, [stage]), build_parser(), killed)
+    assert "--resume" not in calls[-1]
+    run_recipe(Recipe(tmp_path, [stage]), build_parser(), calls.append)
+    assert calls[-1][-1] == "--resume"  # same arguments, not finished: continue
+    stage.options["learning-rate"] = 1e-5
+    run_recipe(Recipe(tmp_path, [stage]), build_parser(), calls.append)
+    assert "--resume" not in calls[-1]  # new arguments: a fresh run
