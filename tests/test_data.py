@@ -169,6 +169,8 @@ def test_hf_dataset_folder_of_parquet(hf_audio_dataset, real_clips, tmp_path):
         ("google/fleurs:cmn_hans_cn", ("google/fleurs", "cmn_hans_cn", "test")),
         ("some/dataset:validation", ("some/dataset", None, "validation")),
         ("some/dataset", ("some/dataset", None, "test")),
+        ("google/fleurs:cmn_hans_cn:train[:100]", ("google/fleurs", "cmn_hans_cn", "train[:100]")),
+        ("some/dataset:test[:10%]", ("some/dataset", None, "test[:10%]")),
     ],
 )
 def test_parse_hf_spec(rest, expected):

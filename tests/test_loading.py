@@ -92,3 +92,14 @@ def test_import_never_replaces_a_folder_that_is_not_a_model(tmp_path):
     write_atomically(model_dir, lambda folder: (folder / "config.json").write_text("{}"))
     write_atomically(model_dir, lambda folder: (folder / "config.json").write_text('{"v": 2}'))
     assert (model_dir / "config.json").read_text() == '{"v": 2}'
+
+
+def test_a_kill_between_the_renames_is_recovered(tmp_path):
+    from distil_whisper_zh.files import recover_interrupted
+
+    target = tmp_path / "last"
+    old = tmp_path / ".last.old"
+    old.mkdir()
+    (old / "config.json").write_text("{}")
+    recover_interrupted(target)  # as if killed after `target -> .old` and before `staging -> target`
+    assert (target / "config.json").is_file() and not old.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +244,7 @@ def read_fleurs(rest: str) -> tuple[str, list[Utterance]]:
 
 def parse_hf_spec(rest: str) -> tuple[str, str | None, str]:
     """`REPO[:CONFIG][:SPLIT]`; a single extra part is the split if it looks like one, else the config."""
-    parts = rest.split(":")
+    parts = re.split(r":(?![^\[]*\])", rest)  # a colon inside a split slice ("train[:100]") is not a separator
     repo, extra = parts[0], parts[1:]
     if len(extra) > 2 or not repo:
         raise DwzError(f"hf:{rest}: expected hf:REPO[:CONFIG][:SPLIT]")

@@ -43,3 +43,10 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
             staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def recover_interrupted(target: Path) -> None:
+    """A kill between the two renames of `write_atomically` leaves only `.NAME.old`: put it back."""
+    old = target.with_name(f".{target.name}.old")
+    if not target.exists() and old.is_dir():
+        old.rename(target)

@@ -24,7 +24,7 @@ from transformers import get_scheduler
 from ..data import SpeechDataset, Utterance, load_dataset_spec
 from ..decoding import WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
 from ..errors import DwzError
-from ..files import write_atomically
+from ..files import recover_interrupted, write_atomically
 from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
 from ..pseudo_label import LABELS_FILE, load_labels
@@ -147,6 +147,7 @@ class Trainer:
         self.utterances = load_training_data(data)
         self.eval_utterances = [u for spec in eval_data for u in load_dataset_spec(spec).utterances]
         self.eval_utterances = self.eval_utterances[: training.max_eval_utterances]
+        recover_interrupted(self.last_dir)
         self.resuming = training.resume and is_complete_checkpoint(self.last_dir)
         with self.accelerator.main_process_first():  # a CTranslate2 import into the cache happens once
             self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
