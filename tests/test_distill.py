@@ -82,6 +82,28 @@ def test_cached_encoder_states_give_the_same_training(student_dir, tiny_model_di
     assert list((tmp_path / "cached" / "cache").glob("student-encoder-*.npy"))
 
 
+def test_teacher_top_k_cache_over_the_whole_vocabulary_trains_like_live_logits(
+    student_dir, tiny_model_dir, small_manifest, tmp_path
+):
+    def run(out, **kwargs):
+        options = _options(student_dir, tiny_model_dir, small_manifest, out, cache_encoder_states=True)
+        options.teacher_top_k = kwargs.get("top_k", 0)
+        return run_distillation(options)
+
+    vocab = 51865
+    run(tmp_path / "live")
+    run(tmp_path / "top", top_k=vocab)
+    a, b = _weights(tmp_path / "live"), _weights(tmp_path / "top")
+    for key in a:  # float16 logits in the cache: tiny differences only
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=2e-3)
+    assert len(list((tmp_path / "top" / "cache").glob(f"teacher-top{vocab}-*.values.npy"))) == 1
+    run(tmp_path / "top8", top_k=8)  # a small k trains too, and differs
+    c = _weights(tmp_path / "top8")
+    assert not torch.equal(b["model.decoder.layers.0.fc1.weight"], c["model.decoder.layers.0.fc1.weight"])
+    with pytest.raises(DwzError, match="--teacher-top-k must be 0"):
+        DistillOptions(student="s", teacher="t", data=["d"], out="o", teacher_top_k=-1)
+
+
 def test_resume_equals_an_uninterrupted_run(student_dir, tiny_model_dir, small_manifest, tmp_path):
     run_distillation(_options(student_dir, tiny_model_dir, small_manifest, tmp_path / "straight", max_steps=4))
     interrupted = run_distillation(

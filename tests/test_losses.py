@@ -4,7 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distil_whisper_zh.distill.losses import IGNORE_INDEX, LossWeights, cross_entropy, distillation_loss, kl_divergence
+from distil_whisper_zh.distill.losses import (
+    IGNORE_INDEX,
+    LossWeights,
+    TopK,
+    cross_entropy,
+    distillation_loss,
+    kl_divergence,
+    top_k_kl_divergence,
+)
 
 
 def _kl_by_hand(p_logits, q_logits, temperature):
@@ -58,3 +66,28 @@ def test_total_is_the_weighted_sum():
     parts = distillation_loss(student, teacher, labels, weights)
     assert parts.total.item() == pytest.approx(0.8 * parts.ce.item() + 1.0 * parts.kl.item(), rel=1e-6)
     assert parts.kl.item() > 0 and parts.ce.item() > 0
+
+
+def test_top_k_kl_with_the_whole_vocabulary_is_the_full_kl():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 5, 50), torch.randn(2, 5, 50)
+    labels = torch.tensor([[IGNORE_INDEX, 3, 4, 5, 6], [IGNORE_INDEX, 1, 2, IGNORE_INDEX, IGNORE_INDEX]])
+    top = teacher.topk(50, dim=-1)
+    full = kl_divergence(student, teacher, labels, temperature=2.0)
+    sparse = top_k_kl_divergence(student, TopK(top.values, top.indices), labels, temperature=2.0)
+    torch.testing.assert_close(sparse, full)
+
+
+def test_top_k_kl_renormalises_the_teacher_over_its_k_tokens():
+    teacher = torch.tensor([[[3.0, 1.0, -2.0]]])
+    student = torch.tensor([[[0.5, 0.0, 1.0]]])
+    labels = torch.tensor([[1]])
+    top = teacher.topk(2, dim=-1)  # tokens 0 and 1
+    p = [math.exp(3.0), math.exp(1.0)]
+    p = [x / sum(p) for x in p]
+    log_q = torch.log_softmax(student[0, 0], dim=-1).tolist()
+    expected = sum(pi * (math.log(pi) - log_q[i]) for i, pi in enumerate(p))
+    got = top_k_kl_divergence(student, TopK(top.values, top.indices), labels, temperature=1.0)
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    losses = distillation_loss(student, TopK(top.values, top.indices), labels, LossWeights(0.0, 1.0, 1.0))
+    assert losses.total.item() == pytest.approx(expected, rel=1e-5)

@@ -236,6 +236,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
         out=args.out,
         eval_data=args.eval_data or [],
         weights=LossWeights(args.ce_weight, args.kl_weight, args.temperature),
+        teacher_top_k=args.teacher_top_k,
         training=_training_options(args),
     )
     _print_training_summary(run_distillation(options))
@@ -405,6 +406,13 @@ def _arguments_distill(sub: argparse.ArgumentParser) -> None:
     loss.add_argument("--ce-weight", type=float, default=0.8)
     loss.add_argument("--kl-weight", type=float, default=1.0)
     loss.add_argument("--temperature", type=float, default=2.0)
+    loss.add_argument(
+        "--teacher-top-k",
+        type=int,
+        default=0,
+        help="cache the teacher's K largest logits per position once and take the KL over them "
+        "(about halves a cached step; 0 = full teacher distribution every step)",
+    )
     _add_training_arguments(sub, learning_rate=1e-4)
 
 

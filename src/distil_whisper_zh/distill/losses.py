@@ -22,6 +22,14 @@ class LossWeights:
 
 
 @dataclass
+class TopK:
+    """The teacher's k largest logits per position: values (batch, positions, k) and their token ids."""
+
+    values: torch.Tensor
+    ids: torch.Tensor
+
+
+@dataclass
 class LossParts:
     total: torch.Tensor
     ce: torch.Tensor
@@ -46,9 +54,32 @@ def kl_divergence(
     return per_position.mean() * temperature**2
 
 
+def top_k_kl_divergence(
+    student_logits: torch.Tensor, teacher_top: TopK, labels: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL(teacher || student) over the teacher's k most likely tokens per position, times T^2.
+
+    The teacher's distribution is its softened top-k logits renormalised over those k tokens; the student's
+    log-probabilities are over the whole vocabulary, taken at the same tokens. With k = vocabulary size this is
+    exactly `kl_divergence`.
+    """
+    mask = labels != IGNORE_INDEX
+    if not mask.any():
+        return student_logits.sum() * 0.0
+    student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
+    student_at_top = student_log_probs.gather(-1, teacher_top.ids[mask])
+    teacher_log_probs = F.log_softmax(teacher_top.values[mask].float() / temperature, dim=-1)
+    per_position = (teacher_log_probs.exp() * (teacher_log_probs - student_at_top)).sum(-1)
+    return per_position.mean() * temperature**2
+
+
 def distillation_loss(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, weights: LossWeights
+    student_logits: torch.Tensor, teacher: torch.Tensor | TopK, labels: torch.Tensor, weights: LossWeights
 ) -> LossParts:
+    """`teacher` is the teacher's full logits, or its cached top-k (see teacher_cache.py)."""
     ce = cross_entropy(student_logits, labels)
-    kl = kl_divergence(student_logits, teacher_logits, labels, weights.temperature)
+    if isinstance(teacher, TopK):
+        kl = top_k_kl_divergence(student_logits, teacher, labels, weights.temperature)
+    else:
+        kl = kl_divergence(student_logits, teacher, labels, weights.temperature)
     return LossParts(total=weights.ce_weight * ce + weights.kl_weight * kl, ce=ce, kl=kl)

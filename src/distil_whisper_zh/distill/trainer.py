@@ -15,7 +15,8 @@ from ..errors import DwzError
 from ..models import LoadedWhisper, load_whisper
 from ..training.loop import TrainBatch, Trainer, TrainSummary
 from ..training.options import TrainingOptions
-from .losses import LossWeights, distillation_loss
+from .losses import LossWeights, TopK, distillation_loss
+from .teacher_cache import TeacherTopK
 
 
 @dataclass
@@ -28,6 +29,7 @@ class DistillOptions:
     out: str
     eval_data: list[str] = field(default_factory=list)  # held-out specs for dev CER (best checkpoint by it)
     weights: LossWeights = field(default_factory=LossWeights)
+    teacher_top_k: int = 0  # >0: cache the teacher's k largest logits per position once (0: full logits live)
     training: TrainingOptions = field(default_factory=TrainingOptions)
 
     def __post_init__(self) -> None:
@@ -37,6 +39,8 @@ class DistillOptions:
             raise DwzError("--ce-weight and --kl-weight must not be negative")
         if not self.data:
             raise DwzError("dwz distill: give at least one --data")
+        if self.teacher_top_k < 0:
+            raise DwzError(f"--teacher-top-k must be 0 (off) or positive, got {self.teacher_top_k}")
 
 
 def encoders_identical(student, teacher) -> bool:
@@ -62,6 +66,21 @@ class Distiller(Trainer):
     def __init__(self, options: DistillOptions):
         self.options = options
         super().__init__(options.data, options.eval_data, options.out, options.training)
+        self.teacher_top = self.build_teacher_cache() if options.teacher_top_k else None
+
+    def build_teacher_cache(self) -> TeacherTopK:
+        size = self.training.batch_size
+        batches = [list(range(i, min(i + size, len(self.examples)))) for i in range(0, len(self.examples), size)]
+        with self.accelerator.main_process_first():
+            return TeacherTopK.build(
+                self.cache_folder,
+                self.teacher.model,
+                [e.utterance.id for e in self.examples],
+                [e.label_ids for e in self.examples],
+                self.options.teacher_top_k,
+                batches,
+                lambda indices: self.teacher_logits(self.make_batch(indices), student_states=None),
+            )
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         device = self.accelerator.device
@@ -93,16 +112,28 @@ class Distiller(Trainer):
                 student_states = inner.model.encoder(batch.features).last_hidden_state
         ids = batch.decoder.decoder_input_ids
         student_logits = model(encoder_outputs=(student_states,), decoder_input_ids=ids).logits
-        with torch.no_grad():
-            if self.shared_encoder:
-                teacher_states = student_states.detach()
-            elif "teacher" in cached:
-                teacher_states = cached["teacher"]
-            else:
-                teacher_states = self.teacher.model.model.encoder(batch.features).last_hidden_state
-            teacher_logits = self.teacher.model(encoder_outputs=(teacher_states,), decoder_input_ids=ids).logits
-        parts = distillation_loss(student_logits, teacher_logits, batch.decoder.labels, self.options.weights)
+        if self.teacher_top is not None:
+            teacher = TopK(*self.teacher_top.get(batch.keys, ids.shape[1], ids.device))
+        else:
+            teacher = self.teacher_logits(batch, student_states)
+        parts = distillation_loss(student_logits, teacher, batch.decoder.labels, self.options.weights)
         return {"loss": parts.total, "ce": parts.ce, "kl": parts.kl}
+
+    @torch.no_grad()
+    def teacher_logits(self, batch: TrainBatch, student_states: torch.Tensor | None) -> torch.Tensor:
+        """The teacher's logits on the batch's labels, reusing the student's encoder states when they are equal."""
+        cached = batch.cached_states or {}
+        encoder = self.teacher.model.model.encoder
+        if self.shared_encoder and student_states is not None:
+            states = student_states.detach()
+        elif self.shared_encoder and "student" in cached:
+            states = cached["student"]
+        elif "teacher" in cached:
+            states = cached["teacher"]
+        else:
+            states = encoder(batch.features).last_hidden_state
+        ids = batch.decoder.decoder_input_ids
+        return self.teacher.model(encoder_outputs=(states,), decoder_input_ids=ids).logits
 
 
 def run_distillation(options: DistillOptions) -> TrainSummary:

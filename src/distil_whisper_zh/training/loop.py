@@ -192,6 +192,10 @@ class Trainer:
         return self.out / "checkpoints" / "last"
 
     @property
+    def cache_folder(self) -> Path:
+        return Path(self.training.cache_dir) if self.training.cache_dir else self.out / "cache"
+
+    @property
     def global_batch(self) -> int:
         t = self.training
         return t.batch_size * t.gradient_accumulation_steps * self.accelerator.num_processes
@@ -210,7 +214,7 @@ class Trainer:
         size = sum(
             cache_bytes(len(utterances), e.config.max_source_positions, e.config.d_model) for e in encoders.values()
         )
-        folder = Path(self.training.cache_dir) if self.training.cache_dir else self.out / "cache"
+        folder = self.cache_folder
         self.accelerator.print(
             f"encoder cache: {len(utterances)} clips x {len(encoders)} encoder(s) = "
             f"{size / 2**30:.2f} GiB on disk under {folder}"
