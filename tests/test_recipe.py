@@ -192,3 +192,29 @@ def test_training_stage_resumes_only_with_unchanged_arguments(tmp_path):
     stage.options["learning-rate"] = 1e-5
     run_recipe(Recipe(tmp_path, [stage]), build_parser(), calls.append)
     assert "--resume" not in calls[-1]  # new arguments: a fresh run
+
+
+def test_shell_stage_runs_once_and_reports_failures(tmp_path):
+    from distil_whisper_zh.recipe import Recipe, run_recipe
+
+    stage = Stage("make", "shell", {"run": "echo made >> {out}/made.txt"})
+    recipe = Recipe(tmp_path, [stage])
+    assert run_recipe(recipe, build_parser(), None) == ["make"]
+    assert run_recipe(recipe, build_parser(), None) == []  # succeeded before: skipped
+    assert (tmp_path / "made.txt").read_text() == "made\n"
+    failing = Recipe(tmp_path, [Stage("bad", "shell", {"run": "exit 3"})])
+    with pytest.raises(DwzError, match="stage bad: the shell command failed with exit code 3"):
+        run_recipe(failing, build_parser(), None)
+    with pytest.raises(DwzError, match="exactly one option, `run:`"):
+        run_recipe(Recipe(tmp_path, [Stage("x", "shell", {"run": "true", "out": "o"})]), build_parser(), None)
+
+
+def test_until_stops_after_the_named_stage(tmp_path):
+    from distil_whisper_zh.recipe import Recipe, run_recipe
+
+    calls = []
+    stages = [Stage(n, "split", {"args": [f"{n}.jsonl"], "out": n}) for n in ("a", "b", "c")]
+    assert run_recipe(Recipe(tmp_path, stages), build_parser(), calls.append, until="b") == ["a", "b"]
+    assert run_recipe(Recipe(tmp_path, stages), build_parser(), calls.append) == ["c"]
+    with pytest.raises(DwzError, match="--until 'z': the recipe's stages are a, b, c"):
+        run_recipe(Recipe(tmp_path, stages), build_parser(), calls.append, until="z")

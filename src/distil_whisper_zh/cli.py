@@ -276,8 +276,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .recipe import load_recipe, run_recipe
 
     recipe = load_recipe(args.recipe, {"out": args.out} if args.out else None)
-    run_recipe(recipe, build_parser(), _run_dwz)
-    print(f"recipe done: {recipe.out}")
+    run_recipe(recipe, build_parser(), _run_dwz, until=args.until)
+    print(f"recipe done{f' up to {args.until}' if args.until else ''}: {recipe.out}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -437,6 +437,7 @@ def _arguments_finetune(sub: argparse.ArgumentParser) -> None:
 def _arguments_run(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("recipe")
     sub.add_argument("--out", default=None, help="override the recipe's out folder")
+    sub.add_argument("--until", default=None, metavar="STAGE", help="stop after this stage")
 
 
 def _arguments_demo(sub: argparse.ArgumentParser) -> None:

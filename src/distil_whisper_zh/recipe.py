@@ -4,12 +4,15 @@ A recipe is a list of stages; each names a `dwz` command and gives that command'
 (`max-cer: 0.2` is `--max-cer 0.2`; a list repeats the flag or fills a multi-value option; `true` is a switch).
 `{out}` in any string is the recipe's `out` folder. A stage that finished with the same options is skipped;
 training stages that did not finish are resumed (`--resume` is added), pseudo-labelling continues by itself.
+A `command: shell` stage runs its `run:` string with bash (e.g. to make a corpus with an external tool); it is
+skipped like any other stage once it succeeded.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from .errors import DwzError
 
 RESUMABLE = {"distill", "finetune"}
 STATE_DIR = ".dwz-run"
+SHELL = "shell"
 
 
 @dataclass
@@ -70,7 +74,11 @@ def _substitute(value: Any, out: Path) -> Any:
 
 
 def stage_argv(stage: Stage, out: Path, parser: argparse.ArgumentParser) -> list[str]:
-    """The `dwz` argument list of a stage, checked against that command's parser."""
+    """The `dwz` argument list of a stage, checked against that command's parser (["shell", script] for shell)."""
+    if stage.command == SHELL:
+        if set(stage.options) != {"run"} or not isinstance(stage.options["run"], str):
+            raise DwzError(f"stage {stage.name}: a shell stage has exactly one option, `run:` (a bash command)")
+        return [SHELL, _substitute(stage.options["run"], out)]
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     if stage.command not in subparsers.choices:
         raise DwzError(f"stage {stage.name}: unknown command {stage.command!r}")
@@ -105,8 +113,9 @@ def _flag_values(flag: str, action: argparse.Action, value: Any) -> list[str]:
     return [flag, str(value)]
 
 
-def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command) -> list[str]:
-    """Run the stages in order; `run_command(argv)` executes one dwz command. Returns the names it ran.
+def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command, until: str | None = None) -> list[str]:
+    """Run the stages in order (up to and including `until`, if given); `run_command(argv)` executes one dwz
+    command. Returns the names it ran.
 
     A stage is skipped when it finished before with the same arguments and no earlier stage ran again (its
     inputs would have changed). A training stage that started with the same arguments but did not finish is
@@ -115,6 +124,11 @@ def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command) -> 
     state_dir = recipe.out / STATE_DIR
     state_dir.mkdir(parents=True, exist_ok=True)
     plans = [(stage, stage_argv(stage, recipe.out, parser)) for stage in recipe.stages]  # all checked up front
+    names = [stage.name for stage in recipe.stages]
+    if until is not None:
+        if until not in names:
+            raise DwzError(f"--until {until!r}: the recipe's stages are {', '.join(names)}")
+        plans = plans[: names.index(until) + 1]
     ran: list[str] = []
     for stage, argv in plans:
         argv = [a for a in argv if a != "--resume"]
@@ -127,7 +141,7 @@ def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command) -> 
         done.unlink(missing_ok=True)
         started.write_text(json.dumps(argv))
         print(f"[dwz run] {stage.name}: dwz {' '.join(command)}", flush=True)
-        run_command(command)
+        run_shell(stage.name, argv[1]) if argv[0] == SHELL else run_command(command)
         done.write_text(json.dumps(argv))
         ran.append(stage.name)
     return ran
@@ -135,3 +149,9 @@ def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command) -> 
 
 def _same(marker: Path, argv: list[str]) -> bool:
     return marker.is_file() and json.loads(marker.read_text()) == argv
+
+
+def run_shell(name: str, script: str) -> None:
+    result = subprocess.run(["bash", "-c", script], check=False)
+    if result.returncode != 0:
+        raise DwzError(f"stage {name}: the shell command failed with exit code {result.returncode}: {script}")
