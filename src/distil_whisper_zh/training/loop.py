@@ -29,6 +29,7 @@ from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
 from ..pseudo_label import LABELS_FILE, load_labels
 from ..runtime import configure_threads, wants_cpu
+from ..skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen
 from .batches import DecoderBatch, collate_labels, label_token_ids
 from .cache import EncoderCache, cache_bytes
 from .checkpoint import (
@@ -75,17 +76,22 @@ class TrainSummary:
     out: str
 
 
-def load_training_data(specs: list[str]) -> list[Utterance]:
-    """Pseudo-label folders give the teacher's labels; any other spec gives its references."""
+# Training clips are decoded every epoch (unless cached) and batches are a function of the clip list: so every clip
+# is decoded once up front, and one that fails is left out before the first step, never in the middle of a run.
+TRAINING_SCREEN = ScreenRules(max_seconds=WINDOW_SECONDS, need_reference=True, nonempty_reference=True, decode=True)
+
+
+def load_training_data(specs: list[str], log: SkipLog | None = None) -> list[Utterance]:
+    """Pseudo-label folders give the teacher's labels; any other spec gives its references. Unusable clips (bad
+    audio, empty label, longer than one 30-s window: Whisper would see it cut while its label is not) go to `log`."""
     if not specs:
         raise DwzError("give at least one --data to train on")
+    log = log if log is not None else SkipLog()
     utterances: list[Utterance] = []
     for spec in specs:
         dataset: SpeechDataset = load_labels(spec) if (Path(spec) / LABELS_FILE).is_file() else load_dataset_spec(spec)
-        missing = [u.id for u in dataset.utterances if not u.text]
-        if missing:
-            raise DwzError(f"--data {spec}: {len(missing)} clips have no text to train on (e.g. {missing[0]})")
-        utterances += dataset.utterances
+        log.extend(dataset.skipped)
+        utterances += screen(dataset.utterances, TRAINING_SCREEN, log, dataset.name)
     seen: set[str] = set()
     duplicates = [u.id for u in utterances if u.id in seen or seen.add(u.id)]
     if duplicates:
@@ -93,17 +99,22 @@ def load_training_data(specs: list[str]) -> list[Utterance]:
             f"training clips must have unique ids; {len(duplicates)} repeat, e.g. {duplicates[0]!r} "
             "(give them an `id` field, or do not pass the same data twice)"
         )
-    return drop_long_clips(utterances)
+    log.check_strict()
+    if not utterances:
+        raise log.nothing_usable("training data")
+    return utterances
 
 
-def drop_long_clips(utterances: list[Utterance]) -> list[Utterance]:
-    """Whisper sees 30 s at a time: a longer clip would be cut while its label is not. Such clips are left out."""
-    kept = [u for u in utterances if u.seconds() <= WINDOW_SECONDS]
-    if len(kept) < len(utterances):
-        print(f"training: left out {len(utterances) - len(kept)} clips longer than {WINDOW_SECONDS:.0f} s")
-    if not kept:
-        raise DwzError("no training clip is 30 s or shorter; split long recordings into utterances first")
-    return kept
+def load_eval_data(specs: list[str], limit: int, log: SkipLog) -> list[Utterance]:
+    """The first `limit` usable dev clips of `specs` (screened like training clips, but long ones are kept)."""
+    rules = ScreenRules(need_reference=True, nonempty_reference=True, decode=True)
+    utterances: list[Utterance] = []
+    for spec in specs:
+        dataset = load_dataset_spec(spec)
+        log.extend(dataset.skipped)
+        utterances += screen(dataset.utterances[: max(0, limit - len(utterances))], rules, log, dataset.name)
+    log.check_strict()
+    return utterances
 
 
 def global_batches(num_examples: int, global_batch: int, epoch: int, seed: int) -> list[list[int]]:
@@ -144,9 +155,15 @@ class Trainer:
         self.accelerator = Accelerator(cpu=wants_cpu(training.device), mixed_precision=training.mixed_precision)
         configure_threads(training.threads)
         torch.manual_seed(training.seed)
-        self.utterances = load_training_data(data)
-        self.eval_utterances = [u for spec in eval_data for u in load_dataset_spec(spec).utterances]
-        self.eval_utterances = self.eval_utterances[: training.max_eval_utterances]
+        self.skipped = SkipLog(training.strict)
+        try:
+            self.utterances = load_training_data(data, self.skipped)
+            self.eval_utterances = load_eval_data(eval_data, training.max_eval_utterances, self.skipped)
+        finally:
+            if self.accelerator.is_main_process:
+                self.skipped.write(self.out / SKIPPED_FILE)
+        if self.skipped.items:
+            self.accelerator.print(f"{self.description}: {self.skipped.summary()}, listed in {self.out / SKIPPED_FILE}")
         recover_interrupted(self.last_dir)
         self.resuming = training.resume and is_complete_checkpoint(self.last_dir)
         with self.accelerator.main_process_first():  # a CTranslate2 import into the cache happens once
