@@ -10,10 +10,11 @@ Batches are a pure function of (seed, step), so a resumed or sharded run sees ex
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import torch
@@ -42,6 +43,9 @@ from .checkpoint import (
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
 
+RUN_FILE = "run.json"  # in a checkpoint: the options of the run that wrote it
+# Options that do not change what a run computes: a rerun that differs only in these continues the checkpoint.
+RUN_IDENTITY_IGNORES = ("resume", "stop_after_steps", "save_every", "log_every", "threads", "strict")
 MODEL_FILES = (
     "config.json",
     "generation_config.json",
@@ -155,6 +159,8 @@ class Trainer:
         self.accelerator = Accelerator(cpu=wants_cpu(training.device), mixed_precision=training.mixed_precision)
         configure_threads(training.threads)
         torch.manual_seed(training.seed)
+        with self.accelerator.main_process_first():  # a bad model fails before the data is read; imports run once
+            self.preflight()
         self.skipped = SkipLog(training.strict)
         try:
             self.utterances = load_training_data(data, self.skipped)
@@ -165,7 +171,7 @@ class Trainer:
         if self.skipped.items:
             self.accelerator.print(f"{self.description}: {self.skipped.summary()}, listed in {self.out / SKIPPED_FILE}")
         recover_interrupted(self.last_dir)
-        self.resuming = training.resume and is_complete_checkpoint(self.last_dir)
+        self.resuming = self.should_resume()
         with self.accelerator.main_process_first():  # a CTranslate2 import into the cache happens once
             self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
         self.processor = self.model.processor
@@ -174,6 +180,9 @@ class Trainer:
         self.caches = self.build_caches() if training.cache_encoder_states else {}
 
     # -------------------------------------------------------------------------------------- hooks
+
+    def preflight(self) -> None:
+        """Cheap checks of the model arguments (configs only), before the data is read and decoded."""
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         raise NotImplementedError
@@ -191,6 +200,31 @@ class Trainer:
     def write_model(self, model, folder: Path) -> None:
         """Write a usable model dir (weights, tokenizer, feature extractor, generation config) into `folder`."""
         write_model_files(self.accelerator.unwrap_model(model), self.processor, folder)
+
+    def write_checkpoint(self, model, folder: Path) -> None:
+        """The model files plus what this run is (`run_identity`), so a rerun knows whether to continue it."""
+        self.write_model(model, folder)
+        (folder / RUN_FILE).write_text(json.dumps(self.run_identity(), indent=2, sort_keys=True))
+
+    def run_identity(self) -> dict:
+        """The options that decide what the run computes (not how often it saves, logs or stops, nor threads)."""
+        options = getattr(self, "options", None)  # the subclass's options dataclass, set before __init__
+        identity = asdict(options) if is_dataclass(options) else {}
+        training = {k: v for k, v in asdict(self.training).items() if k not in RUN_IDENTITY_IGNORES}
+        return json.loads(json.dumps({**identity, "training": training}, default=str))
+
+    def should_resume(self) -> bool:
+        """Continue OUT/checkpoints/last when it is complete and from this same run (so rerunning the command that
+        was killed continues it), or when --resume says so; a checkpoint of other options is started afresh."""
+        if not is_complete_checkpoint(self.last_dir):
+            return False
+        saved = self.last_dir / RUN_FILE
+        if self.training.resume or (saved.is_file() and json.loads(saved.read_text()) == self.run_identity()):
+            return True
+        self.accelerator.print(f"{self.description}: {self.last_dir} is from a run with other options; starting afresh")
+        if self.accelerator.is_main_process:
+            shutil.rmtree(self.out / "checkpoints" / "best", ignore_errors=True)  # not this run's best
+        return False
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.model.parameters() if p.requires_grad]
@@ -344,7 +378,7 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             if self.accelerator.is_main_process:
                 save_checkpoint(
-                    self.last_dir, lambda folder: self.write_model(model, folder), optimizer, scheduler, state
+                    self.last_dir, lambda folder: self.write_checkpoint(model, folder), optimizer, scheduler, state
                 )
         return row
 
