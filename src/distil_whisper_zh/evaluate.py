@@ -166,7 +166,12 @@ def evaluate_one(
     stem = f"{slug(name)}__{slug(dataset.name)}"
     rows = decode_rows(decoder, dataset, batch_size, report_dir / f"{stem}.partial.jsonl", log)
     if not rows:
-        raise DwzError(f"{name} on {dataset.name}: no clip could be decoded (see {report_dir / SKIPPED_FILE})")
+        if log is not None:
+            log.write(report_dir / SKIPPED_FILE)
+        raise DwzError(
+            f"{name} on {dataset.name}: nothing usable, every clip was skipped (see {SKIPPED_FILE}): "
+            + (log.examples(log.for_dataset(dataset.name)) if log else "")
+        )
     result, scored = score_rows(rows, name, dataset.name, count_parameters(decoder.loaded.model), baseline)
     result.hypotheses_file = f"{stem}.jsonl"
     result.skipped = len(log.for_dataset(dataset.name)) if log else 0
@@ -180,11 +185,10 @@ def decode_rows(
     """One row per decoded clip: those already in `partial` from an interrupted run of the same model, options
     and data, then the rest, appended to `partial` as they come (a torn last line is dropped on reading)."""
     run = run_key(decoder, dataset)
-    wanted = {u.id for u in dataset.utterances}
-    done = {row["id"]: row for row in read_jsonl(partial) if row.get("run") == run and row["id"] in wanted}
+    wanted = {_clip_key(u) for u in dataset.utterances}
+    done = {row["key"]: row for row in read_jsonl(partial) if row.get("run") == run and row.get("key") in wanted}
     write_jsonl_atomic(partial, done.values())  # rows of another model state, options or data are dropped
-    todo = [u for u in dataset.utterances if u.id not in done]
-    rows = list(done.values())
+    todo = [u for u in dataset.utterances if _clip_key(u) not in done]
     on_skip = None if log is None else lambda utterance, error: _record_skip(log, dataset.name, utterance, error)
     description = f"{slug(decoder.loaded.name)} on {dataset.name}"
     with (
@@ -194,15 +198,23 @@ def decode_rows(
         last = time.perf_counter()
         for utterance, transcript, seconds in transcribe_utterances(decoder, todo, batch_size, bar, on_skip):
             now = time.perf_counter()  # the first clip of a batch carries the batch's time, the others ~0
-            rows.append(_decoded_row(utterance.id, utterance.text or "", transcript, seconds, now - last, run))
-            append_jsonl(handle, rows[-1])
+            row = _decoded_row(utterance, transcript, seconds, now - last, run)
+            append_jsonl(handle, row)
+            done[row["key"]] = row
             last = now
-    return rows
+    return [done[_clip_key(u)] for u in dataset.utterances if _clip_key(u) in done]
+
+
+def _clip_key(utterance) -> str:
+    """Id and file: manifests may repeat an id (files of the same name in different folders)."""
+    return f"{utterance.id}|{utterance.audio_path}"
 
 
 def _record_skip(log: SkipLog, dataset: str, utterance, error) -> None:
     """A clip that failed to decode, recorded once (every model meets it)."""
-    if not any(item.dataset == dataset and item.id == utterance.id for item in log.items):
+    if not any(
+        item.dataset == dataset and (item.id, item.path) == (utterance.id, utterance.audio_path) for item in log.items
+    ):
         log.add_strictly(skip_record(utterance, error.kind, error.reason, dataset))
 
 
@@ -224,12 +236,11 @@ def run_key(decoder: WhisperDecoder, dataset: SpeechDataset) -> str:
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _decoded_row(
-    utterance_id: str, reference: str, transcript: Transcript, seconds: float, decode_seconds: float, run: str
-) -> dict:
+def _decoded_row(utterance, transcript: Transcript, seconds: float, decode_seconds: float, run: str) -> dict:
     return {
-        "id": utterance_id,
-        "reference": reference,
+        "key": _clip_key(utterance),
+        "id": utterance.id,
+        "reference": utterance.text or "",
         "hypothesis": transcript.text,
         "raw_hypothesis": transcript.raw_text,
         "looped": transcript.looped,

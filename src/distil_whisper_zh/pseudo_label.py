@@ -164,7 +164,19 @@ def usable_datasets(options: PseudoLabelOptions, log: SkipLog) -> list[SpeechDat
     log.check_strict()
     if not any(d.utterances for d in datasets):
         raise log.nothing_usable("dwz pseudo-label")
+    check_unique_keys(datasets)
     return datasets
+
+
+def check_unique_keys(datasets: list[SpeechDataset]) -> None:
+    """Labels are keyed by dataset and id (that is how a resumed run knows what is done)."""
+    seen: set[str] = set()
+    for key in (label_key(d.name, u.id) for d in datasets for u in d.utterances):
+        if key in seen:
+            raise DwzError(
+                f"two clips have the same dataset name and id ({key}); give the manifests distinct names or ids"
+            )
+        seen.add(key)
 
 
 def _label(options: PseudoLabelOptions, out: Path, work: list[tuple[str, Utterance]], state: PartialState) -> None:
@@ -198,9 +210,7 @@ def merge_labels(
     """Fold the part files into labels.jsonl in dataset order, then id order; write skipped.jsonl (`skipped`, and
     the clips the processes could not decode) and summary.json."""
     rows = {row["key"]: row for row in read_jsonl(out / LABELS_FILE)}
-    keys = [label_key(d.name, u.id) for d in datasets for u in d.utterances]
-    if len(set(keys)) != len(keys):
-        raise DwzError("two clips have the same dataset name and id; give the manifests distinct names or ids")
+    check_unique_keys(datasets)
     parts = sorted(out.glob("labels.part-*.jsonl"))
     for part in parts:
         for row in read_jsonl(part):

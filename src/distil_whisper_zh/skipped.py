@@ -86,9 +86,11 @@ class SkipLog:
                 "(fix or remove them, or drop --strict to skip them and list them in skipped.jsonl)"
             )
 
-    def examples(self) -> str:
-        shown = "; ".join(item.line() for item in self.items[:SHOWN_IN_ERRORS])
-        more = len(self.items) - SHOWN_IN_ERRORS
+    def examples(self, items: list[Skipped] | None = None) -> str:
+        """The first few of `items` (default: all recorded), one clause each, for an error message."""
+        items = self.items if items is None else items
+        shown = "; ".join(item.line() for item in items[:SHOWN_IN_ERRORS])
+        more = len(items) - SHOWN_IN_ERRORS
         return shown + (f"; and {more} more" if more > 0 else "")
 
     def counts(self) -> dict[str, int]:
