@@ -576,6 +576,7 @@ def test_killed_recipe_run_resumes_its_distillation(tiny_model_dir, tokenizer, s
     assert main(["run", str(recipe(tmp_path / "straight"))]) == 0
     killed = tmp_path / "killed"
     _run_and_kill(["run", str(recipe(killed))], lambda: (killed / "student/checkpoints/last").is_dir())
+    assert not (killed / "student" / "model.safetensors").exists()  # killed during distillation
     assert main(["run", str(recipe(killed))]) == 0
     _assert_same_training(tmp_path / "straight" / "student", killed / "student")
     assert _rows(killed / "labels/labels.jsonl") == _rows(tmp_path / "straight/labels/labels.jsonl")
