@@ -52,5 +52,5 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path):
         load_audio(tmp_path / "nope.wav")
     corrupt = tmp_path / "corrupt.flac"
     corrupt.write_bytes(b"this is not audio at all" * 10)
-    with pytest.raises(DwzError, match="corrupt.flac: cannot decode audio"):
+    with pytest.raises(DwzError, match="corrupt.flac: not an audio file soundfile can read"):
         load_audio(corrupt)

@@ -1,6 +1,7 @@
 """Each dataset layout, built as a tiny fixture tree with real audio, read back."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -60,20 +61,31 @@ def test_real_manifest_reads_all(aishell_rows):
         ("[1, 2]", r"manifest.jsonl:2: expected a JSON object"),
     ],
 )
-def test_malformed_manifest_lines_name_file_and_line(small_manifest, line, message):
+def test_malformed_manifest_lines_are_skipped_naming_file_and_line(small_manifest, line, message):
+    """A bad row is left out with its reason; the good rows are read; a manifest of bad rows only is an error."""
     first = small_manifest.read_text(encoding="utf-8").splitlines()[0]
     small_manifest.write_text(first + "\n" + line + "\n", encoding="utf-8")
-    with pytest.raises(DwzError, match=message):
+    dataset = load_dataset_spec(f"manifest:{small_manifest}")
+    assert len(dataset.utterances) == 1
+    [skipped] = dataset.skipped
+    assert re.search(message, skipped.line()) and skipped.dataset == dataset.name
+    small_manifest.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(DwzError, match="no utterances found .*" + message.replace("2", "1")):
         load_dataset_spec(f"manifest:{small_manifest}")
 
 
-def test_missing_and_non_utf8_manifests(tmp_path):
+def test_missing_and_non_utf8_manifests(small_manifest, tmp_path):
     with pytest.raises(DwzError, match="manifest not found"):
         load_dataset_spec(f"manifest:{tmp_path / 'none.jsonl'}")
     bad = tmp_path / "gbk.jsonl"
     bad.write_bytes('{"audio": "a.wav", "text": "你好"}'.encode("gbk"))
-    with pytest.raises(DwzError, match="not UTF-8"):
+    with pytest.raises(DwzError, match=r"gbk.jsonl:1: line is not UTF-8 text \(save the manifest as UTF-8"):
         load_dataset_spec(str(bad))
+    # One GBK line among UTF-8 ones: that line is skipped, the others are read.
+    good = small_manifest.read_bytes()
+    small_manifest.write_bytes(good + '{"audio": "a.wav", "text": "你好"}\n'.encode("gbk"))
+    dataset = load_dataset_spec(str(small_manifest))
+    assert len(dataset.utterances) == 3 and [s.kind for s in dataset.skipped] == ["bad_row"]
 
 
 def test_aishell_layout(real_clips, tmp_path):

@@ -61,6 +61,9 @@ def _runtime_kwargs(args: argparse.Namespace) -> dict:
     return dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype, threads=args.threads)
 
 
+STRICT_HELP = "stop with an error at any bad input (default: skip it and list it in skipped.jsonl)"
+
+
 # ---------------------------------------------------------------------------------------------- commands
 
 
@@ -88,6 +91,7 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
             inputs=args.inputs,
             format=args.format,
             output=args.output,
+            strict=args.strict,
             decoding=_decoding_options(args),
             **_runtime_kwargs(args),
         )
@@ -102,6 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         data=args.data,
         report=args.report,
         limit=args.limit,
+        strict=args.strict,
         decoding=_decoding_options(args),
         **_runtime_kwargs(args),
     )
@@ -109,9 +114,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     for r in results:
         print(
             f"{r.model}\t{r.dataset}\tCER {100 * r.cer:.2f}%\tCER(numerals) {100 * r.cer_numerals:.2f}%\t"
-            f"RTF {r.rtf:.3f}\tspeed-up {r.speedup:.2f}x"
+            f"RTF {r.rtf:.3f}\tspeed-up {r.speedup:.2f}x\tskipped {r.skipped}"
         )
-    print(f"report: {options.report}/report.md")
+    print(f"report: {options.report}/report.md (skipped clips: {options.report}/skipped.jsonl)")
 
 
 def cmd_pseudo_label(args: argparse.Namespace) -> None:
@@ -124,6 +129,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
         max_cer=args.max_cer,
         numerals=args.numerals,
         punctuation=args.punctuation,
+        strict=args.strict,
         decoding=_decoding_options(args),
         **_runtime_kwargs(args),
     )
@@ -132,7 +138,8 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
     print(
         f"labelled {summary.utterances} clips, kept {summary.kept}, dropped {summary.dropped} "
         f"(max CER {summary.max_cer}); teacher CER on {summary.with_reference} referenced clips: {teacher_cer}; "
-        f"{summary.kept_audio_seconds / 3600:.2f} h kept -> {options.out}/labels.jsonl"
+        f"{summary.kept_audio_seconds / 3600:.2f} h kept -> {options.out}/labels.jsonl; "
+        f"{summary.skipped} bad clips skipped -> {options.out}/skipped.jsonl"
     )
 
 
@@ -188,6 +195,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
     )
     train.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--strict", action="store_true", help=STRICT_HELP)
     train.add_argument("--device", default="auto", help="auto or cpu")
     train.add_argument("--threads", type=int, default=None)
 
@@ -214,6 +222,7 @@ def _training_options(args: argparse.Namespace):
         stop_after_steps=args.stop_after_steps,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
+        strict=args.strict,
         threads=args.threads,
         device=args.device,
     )
@@ -343,6 +352,7 @@ def _arguments_transcribe(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("inputs", nargs="+", help="audio files or folders")
     sub.add_argument("--format", default="txt", choices=("txt", "json"))
     sub.add_argument("--output", "-o", default=None, help="write to this file instead of standard output")
+    sub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     _add_runtime_arguments(sub, batch_size=8)
     _add_decoding_arguments(sub)
 
@@ -358,6 +368,7 @@ def _arguments_evaluate(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--report", default="report", help="output folder (default ./report)")
     sub.add_argument("--limit", type=int, default=None, help="only the first N utterances of each dataset")
+    sub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     _add_runtime_arguments(sub, batch_size=16)
     _add_decoding_arguments(sub)
 
@@ -384,6 +395,7 @@ def _arguments_pseudo_label(sub: argparse.ArgumentParser) -> None:
         choices=("none", "transfer"),
         help="transfer: label = the reference's characters with the teacher's punctuation marks",
     )
+    sub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     _add_runtime_arguments(sub, batch_size=16)
     _add_decoding_arguments(sub)
 

@@ -12,15 +12,16 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from .audio import SAMPLE_RATE, duration_seconds, load_audio, to_whisper_input
+from .audio import SAMPLE_RATE, AudioError, duration_seconds, load_audio, to_whisper_input
 from .errors import DwzError
+from .skipped import SHOWN_IN_ERRORS, Skipped
 
 DEFAULT_SPLIT = "test"
 LOCAL_KINDS = ("manifest", "aishell", "commonvoice", "fleurs", "hf")
@@ -51,7 +52,10 @@ class Utterance:
             if isinstance(self.audio, np.ndarray):
                 self.duration = len(self.audio) / SAMPLE_RATE
             elif isinstance(self.audio, bytes):
-                info = sf.info(io.BytesIO(self.audio))
+                try:
+                    info = sf.info(io.BytesIO(self.audio))
+                except (sf.LibsndfileError, RuntimeError) as error:
+                    raise AudioError(self.id, "not_audio", f"cannot read the audio bytes ({error})") from None
                 self.duration = info.frames / info.samplerate
             else:
                 self.duration = duration_seconds(self.audio)
@@ -64,11 +68,12 @@ class Utterance:
 
 @dataclass
 class SpeechDataset:
-    """The utterances of one `--data` spec, and the short name reports use for it."""
+    """The utterances of one `--data` spec, the short name reports use for it, and the rows it had to leave out."""
 
     name: str
     spec: str
     utterances: list[Utterance]
+    skipped: list[Skipped] = field(default_factory=list)  # manifest rows with no usable utterance
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -86,10 +91,15 @@ def load_dataset_spec(spec: str) -> SpeechDataset:
         "fleurs": read_fleurs,
         "hf": read_hf,
     }
-    name, utterances = readers[kind](rest)
+    name, items = readers[kind](rest)
+    utterances = [item for item in items if isinstance(item, Utterance)]
+    skipped = [replace(item, dataset=name) for item in items if isinstance(item, Skipped)]
     if not utterances:
-        raise DwzError(f"--data {spec}: no utterances found")
-    return SpeechDataset(name=name, spec=spec, utterances=utterances)
+        shown = "; ".join(item.line() for item in skipped[:SHOWN_IN_ERRORS])
+        raise DwzError(
+            f"--data {spec}: no utterances found" + (f" ({len(skipped)} bad rows: {shown})" if shown else "")
+        )
+    return SpeechDataset(name=name, spec=spec, utterances=utterances, skipped=skipped)
 
 
 def _split_dir_spec(rest: str, kind: str) -> tuple[Path, str]:
@@ -103,46 +113,73 @@ def _split_dir_spec(rest: str, kind: str) -> tuple[Path, str]:
 # ---------------------------------------------------------------------------------------------- manifests
 
 
-def read_manifest(path_text: str) -> tuple[str, list[Utterance]]:
-    """JSON lines, TSV or CSV with `audio` (relative to the manifest's folder, or absolute) and `text`."""
+ManifestItem = Utterance | Skipped
+
+
+def read_manifest(path_text: str) -> tuple[str, list[ManifestItem]]:
+    """JSON lines, TSV or CSV with `audio` (relative to the manifest's folder, or absolute) and `text`.
+
+    A row that gives no utterance (not UTF-8, not JSON, a field missing, no audio file) becomes a `Skipped`
+    naming its line; the caller decides whether that is fatal (`--strict`, or no good row at all).
+    """
     path = Path(path_text).expanduser()
     if not path.is_file():
         raise DwzError(f"{path}: manifest not found")
-    rows = _manifest_rows(path)
-    utterances = [_manifest_utterance(path, line, row) for line, row in rows]
+    items = [
+        row if isinstance(row, Skipped) else _manifest_utterance(path, line, row) for line, row in _manifest_rows(path)
+    ]
     name = path.parent.name if path.stem == "manifest" else path.stem
-    return name, utterances
+    return name, items
 
 
-def _manifest_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DwzError(f"{path}: manifest is not UTF-8 ({error})") from None
-    if path.suffix in (".tsv", ".csv"):
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix == ".tsv" else ",")
-        yield from ((number + 2, row) for number, row in enumerate(reader))  # line 1 is the header
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+def _bad_row(path: Path, line: int, kind: str, reason: str) -> Skipped:
+    return Skipped(id=f"{path.name}:{line}", path=str(path), kind=kind, reason=f"{path.name}:{line}: {reason}")
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str | Skipped]]:
+    """(line number, text) of each line; a line that is not UTF-8 comes as a `Skipped` instead."""
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DwzError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise DwzError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        yield number, row
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            hint = "save the manifest as UTF-8, e.g. iconv -f GBK -t UTF-8 IN > OUT"
+            yield number, _bad_row(path, number, "bad_row", f"line is not UTF-8 text ({hint})")
 
 
-def _manifest_utterance(path: Path, line: int, row: dict) -> Utterance:
+def _manifest_rows(path: Path) -> Iterator[tuple[int, dict | Skipped]]:
+    lines = list(_decoded_lines(path))
+    yield from ((n, line) for n, line in lines if isinstance(line, Skipped))
+    good = [(n, line) for n, line in lines if not isinstance(line, Skipped)]
+    if path.suffix in (".tsv", ".csv"):
+        reader = csv.DictReader((line for _, line in good), delimiter="\t" if path.suffix == ".tsv" else ",")
+        for row in reader:
+            yield good[reader.line_num - 1][0], row
+        return
+    for number, line in good:
+        if line.strip():
+            yield number, _json_row(path, number, line)
+
+
+def _json_row(path: Path, number: int, line: str) -> dict | Skipped:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        return _bad_row(path, number, "bad_row", f"not valid JSON ({error.msg})")
+    if not isinstance(row, dict):
+        return _bad_row(path, number, "bad_row", f"expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def _manifest_utterance(path: Path, line: int, row: dict) -> Utterance | Skipped:
     for required in ("audio", "text"):
         if row.get(required) in (None, ""):
-            raise DwzError(f"{path}:{line}: missing field {required!r} (each line needs 'audio' and 'text')")
+            reason = f"missing field {required!r} (each line needs 'audio' and 'text')"
+            return _bad_row(path, line, "bad_row", reason)
     audio = Path(str(row["audio"])).expanduser()
     audio = audio if audio.is_absolute() else path.parent / audio
     if not audio.is_file():
-        raise DwzError(f"{path}:{line}: audio file {audio} not found")
+        reason = f"{path.name}:{line}: audio file {audio} not found (paths are relative to the manifest's folder)"
+        return Skipped(id=str(row.get("id") or audio.stem), path=str(audio), kind="missing", reason=reason)
     duration = row.get("duration")
     fields = {key: value for key, value in row.items() if key not in ("audio", "text", "id", "duration")}
     return Utterance(
@@ -157,7 +194,7 @@ def _manifest_utterance(path: Path, line: int, row: dict) -> Utterance:
 # ---------------------------------------------------------------------------------------- corpus layouts
 
 
-def read_aishell(rest: str) -> tuple[str, list[Utterance]]:
+def read_aishell(rest: str) -> tuple[str, list[ManifestItem]]:
     """AISHELL-1: `DIR/wav/SPLIT/SPEAKER/*.wav` and `DIR/transcript/aishell_transcript_v0.8.txt`."""
     directory, split = _split_dir_spec(rest, "aishell")
     transcript_path = directory / AISHELL_TRANSCRIPT
@@ -171,15 +208,18 @@ def read_aishell(rest: str) -> tuple[str, list[Utterance]]:
     wav_dir = directory / "wav" / split
     if not wav_dir.is_dir():
         raise DwzError(f"aishell:{rest}: no split folder {wav_dir}")
-    utterances = [
+    # AISHELL-1 has audio without transcripts: those are recorded as skipped. Transcripts without audio are not
+    # (the transcript file covers every split, so most of its lines have their audio in another split).
+    items = [
         Utterance(id=wav.stem, audio=wav, text=transcripts[wav.stem], fields={"speaker": wav.parent.name})
+        if wav.stem in transcripts
+        else Skipped(wav.stem, str(wav), "no_transcript", f"no line for {wav.stem} in {transcript_path.name}")
         for wav in sorted(wav_dir.glob("*/*.wav"))
-        if wav.stem in transcripts  # AISHELL-1 has audio without transcripts: those are not usable here
     ]
-    return f"aishell-{split}", utterances
+    return f"aishell-{split}", items
 
 
-def read_commonvoice(rest: str) -> tuple[str, list[Utterance]]:
+def read_commonvoice(rest: str) -> tuple[str, list[ManifestItem]]:
     """Common Voice release: `DIR/SPLIT.tsv` (`path`, `sentence`, ...) and `DIR/clips/*.mp3`."""
     directory, split = _split_dir_spec(rest, "commonvoice")
     table = directory / f"{split}.tsv"
@@ -189,14 +229,17 @@ def read_commonvoice(rest: str) -> tuple[str, list[Utterance]]:
         rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
     if rows and not {"path", "sentence"} <= rows[0].keys():
         raise DwzError(f"{table}: expected columns 'path' and 'sentence', found {sorted(rows[0])}")
-    utterances = []
+    items: list[ManifestItem] = []
     for row in rows:
         audio = directory / "clips" / row["path"]
         if not audio.is_file():
-            raise DwzError(f"{table}: clip {audio} not found")
+            items.append(
+                Skipped(Path(row["path"]).stem, str(audio), "missing", f"clip listed in {table.name} not found")
+            )
+            continue
         fields = {k: v for k, v in row.items() if k not in ("path", "sentence")}
-        utterances.append(Utterance(id=Path(row["path"]).stem, audio=audio, text=row["sentence"], fields=fields))
-    return f"commonvoice-{split}", utterances
+        items.append(Utterance(id=Path(row["path"]).stem, audio=audio, text=row["sentence"], fields=fields))
+    return f"commonvoice-{split}", items
 
 
 FLEURS_COLUMNS = (
@@ -210,24 +253,30 @@ FLEURS_COLUMNS = (
 )
 
 
-def read_fleurs(rest: str) -> tuple[str, list[Utterance]]:
+def read_fleurs(rest: str) -> tuple[str, list[ManifestItem]]:
     """FLEURS: `DIR/SPLIT.tsv` (no header; id, file name, raw and normalised transcription, ...) and
     `DIR/audio/SPLIT/*.wav`. The raw transcription (with punctuation) is the reference."""
     directory, split = _split_dir_spec(rest, "fleurs")
     table = directory / f"{split}.tsv"
     if not table.is_file():
         raise DwzError(f"fleurs:{rest}: {table} not found")
-    utterances = []
-    for number, line in enumerate(table.read_text(encoding="utf-8").splitlines(), start=1):
+    items: list[ManifestItem] = []
+    for number, line in _decoded_lines(table):
+        if isinstance(line, Skipped) or not line.strip():
+            items += [line] if isinstance(line, Skipped) else []
+            continue
         values = line.split("\t")
         if len(values) != len(FLEURS_COLUMNS):
-            raise DwzError(f"{table}:{number}: expected {len(FLEURS_COLUMNS)} tab-separated columns, got {len(values)}")
+            reason = f"expected {len(FLEURS_COLUMNS)} tab-separated columns, got {len(values)}"
+            items.append(_bad_row(table, number, "bad_row", reason))
+            continue
         row = dict(zip(FLEURS_COLUMNS, values, strict=True))
         audio = directory / "audio" / split / row["file_name"]
         if not audio.is_file():
-            raise DwzError(f"{table}:{number}: audio file {audio} not found")
+            items.append(Skipped(audio.stem, str(audio), "missing", f"{table.name}:{number}: audio file not found"))
+            continue
         samples = int(row["num_samples"]) if row["num_samples"].isdigit() else None
-        utterances.append(
+        items.append(
             Utterance(
                 id=Path(row["file_name"]).stem,
                 audio=audio,
@@ -236,7 +285,7 @@ def read_fleurs(rest: str) -> tuple[str, list[Utterance]]:
                 fields={"fleurs_id": row["id"], "gender": row["gender"]},
             )
         )
-    return f"fleurs-{split}", utterances
+    return f"fleurs-{split}", items
 
 
 # ------------------------------------------------------------------------------------------ hub datasets
@@ -255,7 +304,7 @@ def parse_hf_spec(rest: str) -> tuple[str, str | None, str]:
     return repo, (extra[0] if extra else None), DEFAULT_SPLIT
 
 
-def read_hf(rest: str) -> tuple[str, list[Utterance]]:
+def read_hf(rest: str) -> tuple[str, list[ManifestItem]]:
     """A Hugging Face dataset: hub id, a local dataset folder, or a `save_to_disk` folder."""
     import datasets
 
@@ -298,7 +347,7 @@ def _audio_column(dataset, rest: str) -> str:
     raise DwzError(f"hf:{rest}: no audio column (columns: {dataset.column_names})")
 
 
-def _hf_utterance(row: dict, index: int, audio_column: str, text_column: str | None, rest: str) -> Utterance:
+def _hf_utterance(row: dict, index: int, audio_column: str, text_column: str | None, rest: str) -> ManifestItem:
     value = row[audio_column]
     if isinstance(value, dict) and value.get("bytes"):
         audio: Path | bytes | np.ndarray = value["bytes"]
@@ -307,7 +356,8 @@ def _hf_utterance(row: dict, index: int, audio_column: str, text_column: str | N
     elif (isinstance(value, dict) and value.get("path")) or isinstance(value, str):
         audio = Path(value["path"] if isinstance(value, dict) else value)
     else:
-        raise DwzError(f"hf:{rest}: row {index} has no audio bytes, array or path in column {audio_column!r}")
+        reason = f"hf:{rest}: row {index} has no audio bytes, array or path in column {audio_column!r}"
+        return Skipped(str(row.get("id") or index), None, "missing", reason)
     fields = {k: v for k, v in row.items() if k not in (audio_column, text_column) and _is_plain(v)}
     path = value.get("path") if isinstance(value, dict) else None
     if path:

@@ -19,6 +19,7 @@ from .audio import SAMPLE_RATE
 from .data import Utterance
 from .errors import DwzError
 from .models import LoadedWhisper
+from .skipped import load_batch
 from .text import to_simplified
 
 WINDOW_SECONDS = 30.0
@@ -149,13 +150,18 @@ def batches_by_length(utterances: Sequence[Utterance], batch_size: int) -> list[
 
 
 def transcribe_utterances(
-    decoder: WhisperDecoder, utterances: Sequence[Utterance], batch_size: int, progress=None
+    decoder: WhisperDecoder, utterances: Sequence[Utterance], batch_size: int, progress=None, on_skip=None
 ) -> Iterator[tuple[Utterance, Transcript, float]]:
-    """Yield (utterance, transcript, audio seconds) batch by batch; `progress` is a tqdm bar to advance."""
+    """Yield (utterance, transcript, audio seconds) batch by batch; `progress` is a tqdm bar to advance.
+
+    `on_skip(utterance, AudioError)`, if given, receives each clip that cannot be decoded or is silent (see
+    `skipped.load_checked`), which is then left out; without it such a clip raises.
+    """
     torch.manual_seed(decoder.options.seed)
     for batch in batches_by_length(utterances, batch_size):
-        audios = [u.load() for u in batch]
-        for utterance, audio, transcript in zip(batch, audios, decoder.decode(audios), strict=True):
-            yield utterance, transcript, len(audio) / SAMPLE_RATE
+        loaded, audios = load_batch(batch, on_skip)
+        if loaded:
+            for utterance, audio, transcript in zip(loaded, audios, decoder.decode(audios), strict=True):
+                yield utterance, transcript, len(audio) / SAMPLE_RATE
         if progress is not None:
             progress.update(len(batch))

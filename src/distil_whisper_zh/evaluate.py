@@ -6,6 +6,7 @@ are taken against the first `--model` on the same data in the same run, so the n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import re
@@ -22,15 +23,19 @@ from .audio import SAMPLE_RATE
 from .data import SpeechDataset, load_dataset_spec
 from .decoding import DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
 from .errors import DwzError
+from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
 from .models import load_whisper, resolve_model
 from .models.params import count_parameters
 from .punctuation import MarkCounts, punctuation_counts
 from .report import write_report_files
 from .runtime import configure_threads, resolve_device, resolve_dtype
+from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen, skip_record
 from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, has_traditional, normalize_numerals
 
 WARMUP_SECONDS = 1.0
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+SCORABLE = ScreenRules(need_reference=True, nonempty_reference=True)  # a sound clip with characters to score
 
 
 @dataclass
@@ -46,6 +51,7 @@ class EvaluateOptions:
     dtype: str = "auto"
     threads: int | None = None
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    strict: bool = False  # any bad clip is an error (default: skip it, list it in REPORT/skipped.jsonl)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -77,6 +83,7 @@ class EvalResult:
     looped: int  # hypotheses whose compression ratio says they are mostly repetition
     hit_token_cap: int  # hypotheses cut by the token cap (no end-of-text)
     hypotheses_file: str
+    skipped: int = 0  # clips of the dataset left out as unusable (listed in skipped.jsonl)
 
 
 def slug(text: str) -> str:
@@ -86,15 +93,19 @@ def slug(text: str) -> str:
 
 
 def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
-    """Evaluate every model on every dataset; writes the report as results come in."""
+    """Evaluate every model on every dataset; writes the report as results come in.
+
+    Hypotheses are appended to `<model>__<dataset>.partial.jsonl` as they are decoded, so a killed run started
+    again with the same command decodes only what is missing; the partial files are removed when the run is done.
+    """
     threads = configure_threads(options.threads)
-    datasets = [_limited(load_dataset_spec(spec), options.limit) for spec in options.data]
+    report_dir = Path(options.report)
+    log = SkipLog(options.strict)
+    datasets = usable_datasets(options, log, report_dir)
     for model in options.models:  # fail on a bad model argument before any heavy work
         resolve_model(model)
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
-    report_dir = Path(options.report)
-    report_dir.mkdir(parents=True, exist_ok=True)
     meta = _run_metadata(options, device, dtype, threads)
     results: list[EvalResult] = []
     for model_argument in options.models:
@@ -103,10 +114,31 @@ def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
         _warm_up(decoder)
         for dataset in datasets:
             baseline = next((r for r in results if r.dataset == dataset.name), None)
-            results.append(evaluate_one(decoder, dataset, options.batch_size, report_dir, baseline))
+            results.append(evaluate_one(decoder, dataset, options.batch_size, report_dir, baseline, log))
+            log.write(report_dir / SKIPPED_FILE)
             write_report_files(report_dir, [asdict(r) for r in results], meta)
         del loaded, decoder
+    for partial in report_dir.glob("*.partial.jsonl"):
+        partial.unlink()
     return results
+
+
+def usable_datasets(options: EvaluateOptions, log: SkipLog, report_dir: Path) -> list[SpeechDataset]:
+    """Each dataset's clips that can be scored (file sound, long enough, a reference with characters); the others
+    go to `log` and REPORT/skipped.jsonl. Latin-only references are scored (letters are characters too)."""
+    datasets = []
+    for spec in options.data:
+        dataset = _limited(load_dataset_spec(spec), options.limit)
+        log.extend(dataset.skipped)
+        usable = screen(dataset.utterances, SCORABLE, log, dataset.name)
+        if usable:
+            datasets.append(SpeechDataset(dataset.name, dataset.spec, usable, dataset.skipped))
+    report_dir.mkdir(parents=True, exist_ok=True)
+    log.write(report_dir / SKIPPED_FILE)
+    log.check_strict()
+    if not datasets:
+        raise log.nothing_usable("dwz evaluate")
+    return datasets
 
 
 def _limited(dataset: SpeechDataset, limit: int | None) -> SpeechDataset:
@@ -126,56 +158,142 @@ def evaluate_one(
     batch_size: int,
     report_dir: Path,
     baseline: EvalResult | None,
+    log: SkipLog | None = None,
 ) -> EvalResult:
-    """Decode `dataset`, score it, write `<model>__<dataset>.jsonl`, return the result."""
+    """Decode `dataset` (resuming from its partial file), score it, write `<model>__<dataset>.jsonl`, return the
+    result. Clips that fail to decode go to `log` (without a log they raise)."""
     name = decoder.loaded.name
-    rows, totals, totals_numerals, marks = [], EditCounts(), EditCounts(), MarkCounts()
-    audio_seconds, looped, capped, traditional = 0.0, 0, 0, 0
-    start = time.perf_counter()
-    with tqdm(total=len(dataset), desc=f"{slug(name)} on {dataset.name}", unit="utt") as bar:
-        for utterance, transcript, seconds in transcribe_utterances(decoder, dataset.utterances, batch_size, bar):
-            reference = utterance.text or ""
-            counts = utterance_counts(reference, transcript.text)
-            counts_numerals = utterance_counts(reference, transcript.text, normalize_numerals)
-            totals, totals_numerals = totals + counts, totals_numerals + counts_numerals
-            marks = marks + punctuation_counts(reference, transcript.raw_text)
-            traditional += has_traditional(transcript.raw_text)
-            audio_seconds += seconds
-            looped += transcript.looped
-            capped += transcript.hit_token_cap
-            rows.append(_hypothesis_row(utterance.id, reference, transcript, counts, counts_numerals))
-    wall = time.perf_counter() - start
-    hypotheses_file = f"{slug(name)}__{slug(dataset.name)}.jsonl"
-    _write_jsonl(report_dir / hypotheses_file, sorted(rows, key=lambda row: row["id"]))
-    return EvalResult(
-        model=name,
-        dataset=dataset.name,
+    stem = f"{slug(name)}__{slug(dataset.name)}"
+    rows = decode_rows(decoder, dataset, batch_size, report_dir / f"{stem}.partial.jsonl", log)
+    if not rows:
+        if log is not None:
+            log.write(report_dir / SKIPPED_FILE)
+        raise DwzError(
+            f"{name} on {dataset.name}: nothing usable, every clip was skipped (see {SKIPPED_FILE}): "
+            + (log.examples(log.for_dataset(dataset.name)) if log else "")
+        )
+    result, scored = score_rows(rows, name, dataset.name, count_parameters(decoder.loaded.model), baseline)
+    result.hypotheses_file = f"{stem}.jsonl"
+    result.skipped = len(log.for_dataset(dataset.name)) if log else 0
+    _write_jsonl(report_dir / result.hypotheses_file, sorted(scored, key=lambda row: row["id"]))
+    return result
+
+
+def decode_rows(
+    decoder: WhisperDecoder, dataset: SpeechDataset, batch_size: int, partial: Path, log: SkipLog | None
+) -> list[dict]:
+    """One row per decoded clip: those already in `partial` from an interrupted run of the same model, options
+    and data, then the rest, appended to `partial` as they come (a torn last line is dropped on reading)."""
+    run = run_key(decoder, dataset)
+    wanted = {_clip_key(u) for u in dataset.utterances}
+    done = {row["key"]: row for row in read_jsonl(partial) if row.get("run") == run and row.get("key") in wanted}
+    write_jsonl_atomic(partial, done.values())  # rows of another model state, options or data are dropped
+    todo = [u for u in dataset.utterances if _clip_key(u) not in done]
+    on_skip = None if log is None else lambda utterance, error: _record_skip(log, dataset.name, utterance, error)
+    description = f"{slug(decoder.loaded.name)} on {dataset.name}"
+    with (
+        partial.open("a", encoding="utf-8") as handle,
+        tqdm(total=len(dataset), initial=len(done), desc=description, unit="utt") as bar,
+    ):
+        last = time.perf_counter()
+        for utterance, transcript, seconds in transcribe_utterances(decoder, todo, batch_size, bar, on_skip):
+            now = time.perf_counter()  # the first clip of a batch carries the batch's time, the others ~0
+            row = _decoded_row(utterance, transcript, seconds, now - last, run)
+            append_jsonl(handle, row)
+            done[row["key"]] = row
+            last = now
+    return [done[_clip_key(u)] for u in dataset.utterances if _clip_key(u) in done]
+
+
+def _clip_key(utterance) -> str:
+    """Id and file: manifests may repeat an id (files of the same name in different folders)."""
+    return f"{utterance.id}|{utterance.audio_path}"
+
+
+def _record_skip(log: SkipLog, dataset: str, utterance, error) -> None:
+    """A clip that failed to decode, recorded once (every model meets it)."""
+    if not any(
+        item.dataset == dataset and (item.id, item.path) == (utterance.id, utterance.audio_path) for item in log.items
+    ):
+        log.add_strictly(skip_record(utterance, error.kind, error.reason, dataset))
+
+
+def run_key(decoder: WhisperDecoder, dataset: SpeechDataset) -> str:
+    """What a partial row depends on: model (and its weight files' sizes and times), options, data spec."""
+    source = Path(decoder.loaded.source)
+    weights = sorted(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in source.glob("*") if p.suffix in WEIGHT_SUFFIXES
+    )
+    identity = {
+        "model": decoder.loaded.name,
+        "source": str(source),
+        "weights": weights,
+        "data": dataset.spec,
+        "decoding": asdict(decoder.options),
+        "dtype": str(decoder.loaded.dtype),
+        "device": decoder.loaded.device.type,
+    }
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _decoded_row(utterance, transcript: Transcript, seconds: float, decode_seconds: float, run: str) -> dict:
+    return {
+        "key": _clip_key(utterance),
+        "id": utterance.id,
+        "reference": utterance.text or "",
+        "hypothesis": transcript.text,
+        "raw_hypothesis": transcript.raw_text,
+        "looped": transcript.looped,
+        "hit_token_cap": transcript.hit_token_cap,
+        "audio_seconds": seconds,
+        "decode_seconds": decode_seconds,
+        "run": run,
+    }
+
+
+def score_rows(
+    rows: list[dict], model: str, dataset: str, params: int, baseline: EvalResult | None
+) -> tuple[EvalResult, list[dict]]:
+    """Corpus scores of decoded rows, and the per-utterance rows of the hypotheses file."""
+    totals, totals_numerals, marks, scored = EditCounts(), EditCounts(), MarkCounts(), []
+    for row in rows:
+        counts = utterance_counts(row["reference"], row["hypothesis"])
+        counts_numerals = utterance_counts(row["reference"], row["hypothesis"], normalize_numerals)
+        totals, totals_numerals = totals + counts, totals_numerals + counts_numerals
+        marks = marks + punctuation_counts(row["reference"], row["raw_hypothesis"])
+        scored.append(_hypothesis_row(row, counts, counts_numerals))
+    audio_seconds = sum(row["audio_seconds"] for row in rows)
+    wall = sum(row["decode_seconds"] for row in rows)
+    result = EvalResult(
+        model=model,
+        dataset=dataset,
         cer=totals.cer,
         cer_numerals=totals_numerals.cer,
         utterances=len(rows),
         audio_seconds=round(audio_seconds, 3),
         wall_seconds=round(wall, 3),
         rtf=wall / audio_seconds if audio_seconds else float("nan"),
-        params=count_parameters(decoder.loaded.model),
+        params=params,
         speedup=(baseline.wall_seconds / wall) if baseline else 1.0,
-        traditional_share=traditional / len(rows) if rows else 0.0,
+        traditional_share=sum(has_traditional(row["raw_hypothesis"]) for row in rows) / len(rows),
         punctuation_f1=marks.f1 if marks.reference else None,
-        looped=looped,
-        hit_token_cap=capped,
-        hypotheses_file=hypotheses_file,
+        looped=sum(row["looped"] for row in rows),
+        hit_token_cap=sum(row["hit_token_cap"] for row in rows),
+        hypotheses_file="",
     )
+    return result, scored
 
 
-def _hypothesis_row(utterance_id: str, reference: str, transcript: Transcript, counts, counts_numerals) -> dict:
+def _hypothesis_row(row: dict, counts: EditCounts, counts_numerals: EditCounts) -> dict:
     return {
-        "id": utterance_id,
-        "reference": reference,
-        "hypothesis": transcript.text,
+        "id": row["id"],
+        "reference": row["reference"],
+        "hypothesis": row["hypothesis"],
         "cer": counts.cer,
         "cer_numerals": counts_numerals.cer,
-        "raw_hypothesis": transcript.raw_text,
-        "looped": transcript.looped,
-        "hit_token_cap": transcript.hit_token_cap,
+        "raw_hypothesis": row["raw_hypothesis"],
+        "looped": row["looped"],
+        "hit_token_cap": row["hit_token_cap"],
     }
 
 

@@ -18,6 +18,7 @@ from peft import AdaLoraConfig, get_peft_model
 from .distill.losses import cross_entropy
 from .errors import DwzError
 from .models import LoadedWhisper, load_whisper
+from .models.loading import load_config
 from .training.checkpoint import write_model_files
 from .training.loop import TrainBatch, Trainer, TrainSummary
 from .training.options import TrainingOptions
@@ -106,6 +107,9 @@ class FineTuner(Trainer):
     @property
     def is_adalora(self) -> bool:
         return self.options.method == "adalora"
+
+    def preflight(self) -> None:
+        load_config(self.options.model)
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         # AdaLoRA resumes from the original weights plus saved adapters; full fine-tuning from the checkpoint.

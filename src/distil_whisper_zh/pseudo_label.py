@@ -25,6 +25,7 @@ from .metrics import EditCounts, utterance_counts
 from .models import load_whisper, resolve_model
 from .punctuation import transfer_punctuation
 from .runtime import configure_threads, resolve_device, resolve_dtype, wants_cpu
+from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, Skipped, screen, skip_record
 from .text import spell_numbers
 
 LABELS_FILE = "labels.jsonl"
@@ -46,6 +47,7 @@ class PseudoLabelOptions:
     dtype: str = "auto"
     threads: int | None = None
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    strict: bool = False  # any bad clip is an error (default: skip it, list it in OUT/skipped.jsonl)
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -69,6 +71,7 @@ class PseudoLabelSummary:
     teacher_cer: float | None  # corpus CER of the teacher on the clips that have references
     max_cer: float | None
     kept_audio_seconds: float
+    skipped: int = 0  # clips left out as unusable (OUT/skipped.jsonl)
 
 
 def label_key(dataset: str, utterance_id: str) -> str:
@@ -114,6 +117,10 @@ def _part_path(out: Path, rank: int) -> Path:
     return out / f"labels.part-{rank}.jsonl"
 
 
+def _skipped_part_path(out: Path, rank: int) -> Path:
+    return out / f"skipped.part-{rank}.jsonl"
+
+
 def _done_keys(out: Path) -> set[str]:
     rows = read_jsonl(out / LABELS_FILE)
     for part in sorted(out.glob("labels.part-*.jsonl")):
@@ -125,10 +132,11 @@ def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
     """Label every clip not yet labelled in OUT; this process takes every N-th of them (N = processes)."""
     state = PartialState(cpu=wants_cpu(options.device))
     configure_threads(options.threads)
-    datasets = [load_dataset_spec(spec) for spec in options.data]
+    out = Path(options.out)
+    log = SkipLog(options.strict)
+    datasets = usable_datasets(options, log)
     with state.main_process_first():  # a bad teacher fails before anything is written; imports happen once
         resolve_model(options.teacher)
-    out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     done = _done_keys(out)
     todo = [(d.name, u) for d in datasets for u in d.utterances if label_key(d.name, u.id) not in done]
@@ -138,9 +146,37 @@ def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
         _label(options, out, mine, state)
     state.wait_for_everyone()
     if state.is_main_process:
-        summary = merge_labels(out, datasets, options.max_cer)
+        summary = merge_labels(out, datasets, options.max_cer, log.items)
     state.wait_for_everyone()
     return summary if state.is_main_process else read_summary(out)
+
+
+def usable_datasets(options: PseudoLabelOptions, log: SkipLog) -> list[SpeechDataset]:
+    """Each dataset's usable clips; the others go to `log`. With --max-cer a reference must keep characters
+    after normalisation (a CER against nothing says nothing). Fails if nothing is left, or on any under --strict."""
+    datasets = []
+    rules = ScreenRules(nonempty_reference=options.max_cer is not None)
+    for spec in options.data:
+        dataset = load_dataset_spec(spec)
+        log.extend(dataset.skipped)
+        usable = screen(dataset.utterances, rules, log, dataset.name)
+        datasets.append(SpeechDataset(dataset.name, dataset.spec, usable, dataset.skipped))
+    log.check_strict()
+    if not any(d.utterances for d in datasets):
+        raise log.nothing_usable("dwz pseudo-label")
+    check_unique_keys(datasets)
+    return datasets
+
+
+def check_unique_keys(datasets: list[SpeechDataset]) -> None:
+    """Labels are keyed by dataset and id (that is how a resumed run knows what is done)."""
+    seen: set[str] = set()
+    for key in (label_key(d.name, u.id) for d in datasets for u in d.utterances):
+        if key in seen:
+            raise DwzError(
+                f"two clips have the same dataset name and id ({key}); give the manifests distinct names or ids"
+            )
+        seen.add(key)
 
 
 def _label(options: PseudoLabelOptions, out: Path, work: list[tuple[str, Utterance]], state: PartialState) -> None:
@@ -152,20 +188,29 @@ def _label(options: PseudoLabelOptions, out: Path, work: list[tuple[str, Utteran
     utterances = [u for _, u in work]
     with (
         _part_path(out, state.process_index).open("a", encoding="utf-8") as handle,
+        _skipped_part_path(out, state.process_index).open("a", encoding="utf-8") as skipped,
         tqdm(total=len(utterances), desc="pseudo-label", unit="utt", disable=not state.is_local_main_process) as bar,
     ):
-        for utterance, transcript, seconds in transcribe_utterances(decoder, utterances, options.batch_size, bar):
+
+        def on_skip(utterance: Utterance, error) -> None:
+            if options.strict:
+                raise DwzError(f"--strict: {error} (fix or remove it, or drop --strict to skip such clips)") from None
+            append_jsonl(skipped, asdict(skip_record(utterance, error.kind, error.reason, dataset_of[id(utterance)])))
+
+        decoded = transcribe_utterances(decoder, utterances, options.batch_size, bar, on_skip)
+        for utterance, transcript, seconds in decoded:
             dataset = dataset_of[id(utterance)]
             audio = _audio_path(out, dataset, utterance)
             append_jsonl(handle, label_row(dataset, utterance, transcript, seconds, audio, options))
 
 
-def merge_labels(out: Path, datasets: list[SpeechDataset], max_cer: float | None) -> PseudoLabelSummary:
-    """Fold the part files into labels.jsonl in dataset order, then id order; write summary.json."""
+def merge_labels(
+    out: Path, datasets: list[SpeechDataset], max_cer: float | None, skipped: list[Skipped] | None = None
+) -> PseudoLabelSummary:
+    """Fold the part files into labels.jsonl in dataset order, then id order; write skipped.jsonl (`skipped`, and
+    the clips the processes could not decode) and summary.json."""
     rows = {row["key"]: row for row in read_jsonl(out / LABELS_FILE)}
-    keys = [label_key(d.name, u.id) for d in datasets for u in d.utterances]
-    if len(set(keys)) != len(keys):
-        raise DwzError("two clips have the same dataset name and id; give the manifests distinct names or ids")
+    check_unique_keys(datasets)
     parts = sorted(out.glob("labels.part-*.jsonl"))
     for part in parts:
         for row in read_jsonl(part):
@@ -175,11 +220,30 @@ def merge_labels(out: Path, datasets: list[SpeechDataset], max_cer: float | None
     for row in merged:  # the filter of this run applies to every row, also those labelled by an earlier run
         row["kept"] = row["cer"] is None or max_cer is None or row["cer"] <= max_cer
     write_jsonl_atomic(out / LABELS_FILE, merged)
+    skipped_rows = merge_skipped(out, skipped or [], set(rows))
     for part in parts:
         part.unlink()
     summary = summarize(merged, max_cer)
+    summary.skipped = len(skipped_rows)
     (out / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def merge_skipped(out: Path, skipped: list[Skipped], labelled: set[str]) -> list[dict]:
+    """skipped.jsonl: the screening's rows, then each clip a process failed to decode (once, and only if no run
+    labelled it after all)."""
+    rows = [asdict(item) for item in skipped]
+    seen = {label_key(row["dataset"], row["id"]) for row in rows} | labelled
+    parts = sorted(out.glob("skipped.part-*.jsonl"))
+    for part in parts:
+        for row in read_jsonl(part):
+            if label_key(row["dataset"], row["id"]) not in seen:
+                seen.add(label_key(row["dataset"], row["id"]))
+                rows.append(row)
+    write_jsonl_atomic(out / SKIPPED_FILE, rows)
+    for part in parts:
+        part.unlink()
+    return rows
 
 
 def summarize(rows: list[dict], max_cer: float | None) -> PseudoLabelSummary:

@@ -15,6 +15,7 @@ from transformers import WhisperForConditionalGeneration
 
 from .errors import DwzError
 from .models import load_whisper
+from .models.loading import load_config
 from .models.params import count_parameters
 
 
@@ -90,10 +91,10 @@ def shrink_whisper(
 
 def create_student(options: CreateStudentOptions) -> StudentSummary:
     """Load the teacher, copy the chosen layers, save a complete student model dir."""
-    teacher = load_whisper(options.teacher)
-    config = teacher.model.config
+    config = load_config(options.teacher)  # layer counts are checked before the weights are loaded
     encoder_map = _layer_map(config.encoder_layers, options.encoder_layers, options.encoder_layer_ids, "encoder")
     decoder_map = _layer_map(config.decoder_layers, options.decoder_layers, options.decoder_layer_ids, "decoder")
+    teacher = load_whisper(options.teacher)
     student = shrink_whisper(teacher.model, encoder_map, decoder_map)
     out = Path(options.out)
     student.save_pretrained(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from .decoding import DecodingOptions, WhisperDecoder, transcribe_utterances
 from .errors import DwzError
 from .models import load_whisper
 from .runtime import configure_threads, resolve_device, resolve_dtype
+from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, Skipped, screen, skip_record
 
 
 @dataclass
@@ -29,6 +31,7 @@ class TranscribeOptions:
     dtype: str = "auto"  # auto = float16 on CUDA, float32 on CPU
     threads: int | None = None  # CPU threads for torch (default: half the cores)
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    strict: bool = False  # any bad file is an error (default: skip it, list it in skipped.jsonl beside --output)
 
     def __post_init__(self) -> None:
         if self.format not in ("txt", "json"):
@@ -37,41 +40,82 @@ class TranscribeOptions:
             raise DwzError("dwz transcribe: give at least one audio file or folder")
 
 
-def collect_audio_files(inputs: list[str]) -> list[Path]:
-    """Files as given, folders expanded to their audio files (sorted); a missing path is an error."""
+def collect_audio_files(inputs: list[str], log: SkipLog | None = None) -> list[Path]:
+    """Files as given, folders expanded to their audio files (sorted). A missing path or a folder without audio is
+    recorded in `log` (an error without one)."""
     files: list[Path] = []
     for item in inputs:
         path = Path(item).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                raise DwzError(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
-            files.extend(found)
-        elif path.is_file():
+        if path.is_file():
             files.append(path)
+            continue
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if path.is_dir() else []
+        files.extend(found)
+        if found:
+            continue
+        if path.is_dir():
+            kind, reason = "empty", f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder"
         else:
-            raise DwzError(f"{path}: no such file or folder")
+            kind, reason = "missing", "no such file or folder"
+        if log is None:
+            raise DwzError(f"{path}: {reason}")
+        log.add(Skipped(id=str(path), path=str(path), kind=kind, reason=reason))
     return files
 
 
 def transcribe(options: TranscribeOptions) -> list[dict]:
-    """Transcribe every input; returns rows in input order and writes them in the chosen format."""
+    """Transcribe every input; returns rows in input order and writes them in the chosen format.
+
+    Files that cannot be used (missing, unreadable, not audio, damaged, silent, too short or long) are left out
+    and listed in `skipped.jsonl` beside `--output` (on standard error when writing to standard output).
+    """
     configure_threads(options.threads)
-    files = collect_audio_files(options.inputs)
-    utterances = [Utterance(id=str(path), audio=path) for path in files]
+    log = SkipLog(options.strict)
+    files = collect_audio_files(options.inputs, log)
+    utterances = screen([Utterance(id=str(path), audio=path) for path in files], ScreenRules(), log)
+    try:
+        log.check_strict()
+        if not utterances:
+            raise log.nothing_usable("dwz transcribe")
+        results = _transcribe_usable(options, utterances, log)
+        if not results:
+            raise log.nothing_usable("dwz transcribe")
+    finally:
+        report_skipped(log, options.output)
+    rows = [results[str(path)] for path in files if str(path) in results]
+    write_transcripts(rows, options)
+    return rows
+
+
+def _transcribe_usable(options: TranscribeOptions, utterances: list[Utterance], log: SkipLog) -> dict[str, dict]:
     device = resolve_device(options.device)
     decoder = WhisperDecoder(
         load_whisper(options.model, device, resolve_dtype(options.dtype, device)), options.decoding
     )
+
+    def on_skip(utterance: Utterance, error) -> None:
+        log.add_strictly(skip_record(utterance, error.kind, error.reason))
+
     results: dict[str, dict] = {}
     with tqdm(total=len(utterances), desc="transcribe", unit="file") as bar:
-        for utterance, transcript, seconds in transcribe_utterances(decoder, utterances, options.batch_size, bar):
+        decoded = transcribe_utterances(decoder, utterances, options.batch_size, bar, on_skip)
+        for utterance, transcript, seconds in decoded:
             row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(seconds, 3)}
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
             results[utterance.id] = row
-    rows = [results[str(path)] for path in files]
-    write_transcripts(rows, options)
-    return rows
+    return results
+
+
+def report_skipped(log: SkipLog, output: str | None) -> None:
+    """skipped.jsonl beside the output file; with output to the terminal, one line per skipped file on stderr."""
+    if not log.items:
+        return
+    if output:
+        path = log.write(Path(output).expanduser().parent / SKIPPED_FILE)
+        print(f"dwz transcribe: {log.summary()}, listed in {path}", file=sys.stderr)
+        return
+    for item in log.items:
+        print(f"dwz transcribe: skipped {item.line()}", file=sys.stderr)
 
 
 def write_transcripts(rows: list[dict], options: TranscribeOptions) -> None:

@@ -13,6 +13,7 @@ import torch
 
 from ..errors import DwzError
 from ..models import LoadedWhisper, load_whisper
+from ..models.loading import load_config
 from ..training.loop import TrainBatch, Trainer, TrainSummary
 from ..training.options import TrainingOptions
 from .losses import LossWeights, TopK, distillation_loss
@@ -49,9 +50,8 @@ def encoders_identical(student, teacher) -> bool:
     return s.keys() == t.keys() and all(torch.equal(s[k], t[k].to(s[k].device)) for k in s)
 
 
-def check_pair(student: LoadedWhisper, teacher: LoadedWhisper) -> None:
-    """Errors before any heavy work: the student must speak the teacher's vocabulary and be no deeper."""
-    s, t = student.model.config, teacher.model.config
+def check_pair(s, t) -> None:
+    """Student and teacher configs: the student must speak the teacher's vocabulary and be no deeper."""
     if s.vocab_size != t.vocab_size:
         raise DwzError(f"student vocabulary ({s.vocab_size}) differs from the teacher's ({t.vocab_size})")
     if s.decoder_layers > t.decoder_layers:
@@ -82,11 +82,14 @@ class Distiller(Trainer):
                 lambda indices: self.teacher_logits(self.make_batch(indices), student_states=None),
             )
 
+    def preflight(self) -> None:
+        check_pair(load_config(self.options.student), load_config(self.options.teacher))
+
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         device = self.accelerator.device
         student = load_whisper(str(resume_dir) if resume_dir else self.options.student, device)
         self.teacher = load_whisper(self.options.teacher, device)
-        check_pair(student, self.teacher)
+        check_pair(student.model.config, self.teacher.model.config)
         self.teacher.model.requires_grad_(False).eval()
         self.shared_encoder = self.training.freeze_encoder and encoders_identical(student.model, self.teacher.model)
         return student

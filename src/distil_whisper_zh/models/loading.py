@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import WhisperForConditionalGeneration, WhisperProcessor
+from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from ..errors import DwzError
 from .ct2_import import PYPI_WHISPER_BASE, import_ct2_dir, import_pypi_whisper_base, is_ct2_dir
@@ -65,6 +65,15 @@ def _check_whisper_config(config_path: Path) -> None:
         raise DwzError(f"{config_path}: not valid JSON ({error.msg})") from None
     if model_type != "whisper":
         raise DwzError(f"{config_path.parent}: a {model_type!r} model, not Whisper")
+
+
+def load_config(argument: str) -> WhisperConfig:
+    """Only the model's config (no weights): for checks of sizes before any heavy work."""
+    source = resolve_model(argument)
+    try:
+        return WhisperConfig.from_pretrained(source)
+    except (OSError, ValueError) as error:
+        raise DwzError(f"cannot read the config of model {argument!r}: {error}") from None
 
 
 def load_whisper(

@@ -10,10 +10,11 @@ Batches are a pure function of (seed, step), so a resumed or sharded run sees ex
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
 from ..pseudo_label import LABELS_FILE, load_labels
 from ..runtime import configure_threads, wants_cpu
+from ..skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen
 from .batches import DecoderBatch, collate_labels, label_token_ids
 from .cache import EncoderCache, cache_bytes
 from .checkpoint import (
@@ -41,6 +43,9 @@ from .checkpoint import (
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
 
+RUN_FILE = "run.json"  # in a checkpoint: the options of the run that wrote it
+# Options that do not change what a run computes: a rerun that differs only in these continues the checkpoint.
+RUN_IDENTITY_IGNORES = ("resume", "stop_after_steps", "save_every", "log_every", "threads", "strict")
 MODEL_FILES = (
     "config.json",
     "generation_config.json",
@@ -75,17 +80,22 @@ class TrainSummary:
     out: str
 
 
-def load_training_data(specs: list[str]) -> list[Utterance]:
-    """Pseudo-label folders give the teacher's labels; any other spec gives its references."""
+# Training clips are decoded every epoch (unless cached) and batches are a function of the clip list: so every clip
+# is decoded once up front, and one that fails is left out before the first step, never in the middle of a run.
+TRAINING_SCREEN = ScreenRules(max_seconds=WINDOW_SECONDS, need_reference=True, nonempty_reference=True, decode=True)
+
+
+def load_training_data(specs: list[str], log: SkipLog | None = None) -> list[Utterance]:
+    """Pseudo-label folders give the teacher's labels; any other spec gives its references. Unusable clips (bad
+    audio, empty label, longer than one 30-s window: Whisper would see it cut while its label is not) go to `log`."""
     if not specs:
         raise DwzError("give at least one --data to train on")
+    log = log if log is not None else SkipLog()
     utterances: list[Utterance] = []
     for spec in specs:
         dataset: SpeechDataset = load_labels(spec) if (Path(spec) / LABELS_FILE).is_file() else load_dataset_spec(spec)
-        missing = [u.id for u in dataset.utterances if not u.text]
-        if missing:
-            raise DwzError(f"--data {spec}: {len(missing)} clips have no text to train on (e.g. {missing[0]})")
-        utterances += dataset.utterances
+        log.extend(dataset.skipped)
+        utterances += screen(dataset.utterances, TRAINING_SCREEN, log, dataset.name)
     seen: set[str] = set()
     duplicates = [u.id for u in utterances if u.id in seen or seen.add(u.id)]
     if duplicates:
@@ -93,17 +103,22 @@ def load_training_data(specs: list[str]) -> list[Utterance]:
             f"training clips must have unique ids; {len(duplicates)} repeat, e.g. {duplicates[0]!r} "
             "(give them an `id` field, or do not pass the same data twice)"
         )
-    return drop_long_clips(utterances)
+    log.check_strict()
+    if not utterances:
+        raise log.nothing_usable("training data")
+    return utterances
 
 
-def drop_long_clips(utterances: list[Utterance]) -> list[Utterance]:
-    """Whisper sees 30 s at a time: a longer clip would be cut while its label is not. Such clips are left out."""
-    kept = [u for u in utterances if u.seconds() <= WINDOW_SECONDS]
-    if len(kept) < len(utterances):
-        print(f"training: left out {len(utterances) - len(kept)} clips longer than {WINDOW_SECONDS:.0f} s")
-    if not kept:
-        raise DwzError("no training clip is 30 s or shorter; split long recordings into utterances first")
-    return kept
+def load_eval_data(specs: list[str], limit: int, log: SkipLog) -> list[Utterance]:
+    """The first `limit` usable dev clips of `specs` (screened like training clips, but long ones are kept)."""
+    rules = ScreenRules(need_reference=True, nonempty_reference=True, decode=True)
+    utterances: list[Utterance] = []
+    for spec in specs:
+        dataset = load_dataset_spec(spec)
+        log.extend(dataset.skipped)
+        utterances += screen(dataset.utterances[: max(0, limit - len(utterances))], rules, log, dataset.name)
+    log.check_strict()
+    return utterances
 
 
 def global_batches(num_examples: int, global_batch: int, epoch: int, seed: int) -> list[list[int]]:
@@ -144,11 +159,19 @@ class Trainer:
         self.accelerator = Accelerator(cpu=wants_cpu(training.device), mixed_precision=training.mixed_precision)
         configure_threads(training.threads)
         torch.manual_seed(training.seed)
-        self.utterances = load_training_data(data)
-        self.eval_utterances = [u for spec in eval_data for u in load_dataset_spec(spec).utterances]
-        self.eval_utterances = self.eval_utterances[: training.max_eval_utterances]
+        with self.accelerator.main_process_first():  # a bad model fails before the data is read; imports run once
+            self.preflight()
+        self.skipped = SkipLog(training.strict)
+        try:
+            self.utterances = load_training_data(data, self.skipped)
+            self.eval_utterances = load_eval_data(eval_data, training.max_eval_utterances, self.skipped)
+        finally:
+            if self.accelerator.is_main_process:
+                self.skipped.write(self.out / SKIPPED_FILE)
+        if self.skipped.items:
+            self.accelerator.print(f"{self.description}: {self.skipped.summary()}, listed in {self.out / SKIPPED_FILE}")
         recover_interrupted(self.last_dir)
-        self.resuming = training.resume and is_complete_checkpoint(self.last_dir)
+        self.resuming = self.should_resume()
         with self.accelerator.main_process_first():  # a CTranslate2 import into the cache happens once
             self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
         self.processor = self.model.processor
@@ -157,6 +180,9 @@ class Trainer:
         self.caches = self.build_caches() if training.cache_encoder_states else {}
 
     # -------------------------------------------------------------------------------------- hooks
+
+    def preflight(self) -> None:
+        """Cheap checks of the model arguments (configs only), before the data is read and decoded."""
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         raise NotImplementedError
@@ -174,6 +200,31 @@ class Trainer:
     def write_model(self, model, folder: Path) -> None:
         """Write a usable model dir (weights, tokenizer, feature extractor, generation config) into `folder`."""
         write_model_files(self.accelerator.unwrap_model(model), self.processor, folder)
+
+    def write_checkpoint(self, model, folder: Path) -> None:
+        """The model files plus what this run is (`run_identity`), so a rerun knows whether to continue it."""
+        self.write_model(model, folder)
+        (folder / RUN_FILE).write_text(json.dumps(self.run_identity(), indent=2, sort_keys=True))
+
+    def run_identity(self) -> dict:
+        """The options that decide what the run computes (not how often it saves, logs or stops, nor threads)."""
+        options = getattr(self, "options", None)  # the subclass's options dataclass, set before __init__
+        identity = asdict(options) if is_dataclass(options) else {}
+        training = {k: v for k, v in asdict(self.training).items() if k not in RUN_IDENTITY_IGNORES}
+        return json.loads(json.dumps({**identity, "training": training}, default=str))
+
+    def should_resume(self) -> bool:
+        """Continue OUT/checkpoints/last when it is complete and from this same run (so rerunning the command that
+        was killed continues it), or when --resume says so; a checkpoint of other options is started afresh."""
+        if not is_complete_checkpoint(self.last_dir):
+            return False
+        saved = self.last_dir / RUN_FILE
+        if self.training.resume or (saved.is_file() and json.loads(saved.read_text()) == self.run_identity()):
+            return True
+        self.accelerator.print(f"{self.description}: {self.last_dir} is from a run with other options; starting afresh")
+        if self.accelerator.is_main_process:
+            shutil.rmtree(self.out / "checkpoints" / "best", ignore_errors=True)  # not this run's best
+        return False
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.model.parameters() if p.requires_grad]
@@ -331,7 +382,7 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             if self.accelerator.is_main_process:
                 save_checkpoint(
-                    self.last_dir, lambda folder: self.write_model(model, folder), optimizer, scheduler, state
+                    self.last_dir, lambda folder: self.write_checkpoint(model, folder), optimizer, scheduler, state
                 )
         return row
 

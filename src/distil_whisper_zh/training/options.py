@@ -34,6 +34,7 @@ class TrainingOptions:
     stop_after_steps: int | None = None  # checkpoint and stop after this many steps of this invocation
     mixed_precision: str = "no"  # no, fp16, bf16 (CUDA)
     seed: int = 0
+    strict: bool = False  # any bad clip is an error (default: skip it, list it in OUT/skipped.jsonl)
     threads: int | None = None
     device: str = "auto"
 
