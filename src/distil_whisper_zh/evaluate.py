@@ -2,6 +2,9 @@
 
 Every model decodes every dataset with the same `DecodingOptions`, batch size, device and threads, and speed-ups
 are taken against the first `--model` on the same data in the same run, so the numbers compare fairly.
+Each model runs on the backend its argument calls for (transformers or CTranslate2, see backends.py), so one report
+can compare runtimes. With `--assistant S` the first model is run a second time with S drafting (speculative
+decoding), and `same_text_as_baseline` shows that its text is the first model's own.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import json
 import platform
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +24,16 @@ import transformers
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE
+from .backends import BackendOptions, Runtime, choose_backend, make_decoder
 from .data import SpeechDataset, load_dataset_spec
-from .decoding import DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
+from .decoding import Decoder, DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
 from .errors import DwzError
 from .metrics import EditCounts, utterance_counts
-from .models import load_whisper, resolve_model
-from .models.params import count_parameters
+from .models import resolve_model
 from .punctuation import MarkCounts, punctuation_counts
 from .report import write_report_files
 from .runtime import configure_threads, resolve_device, resolve_dtype
+from .speculative import make_assistant
 from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, has_traditional, normalize_numerals
 
 WARMUP_SECONDS = 1.0
@@ -46,8 +52,14 @@ class EvaluateOptions:
     dtype: str = "auto"
     threads: int | None = None
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    backend: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
+        if self.backend.assistant and self.batch_size != 1:
+            raise DwzError(
+                "--assistant: assisted generation decodes one clip at a time; add --batch-size 1 so that the "
+                "model with and without the assistant are timed the same way"
+            )
         if not self.models:
             raise DwzError("dwz evaluate: give at least one --model")
         if not self.data:
@@ -77,6 +89,8 @@ class EvalResult:
     looped: int  # hypotheses whose compression ratio says they are mostly repetition
     hit_token_cap: int  # hypotheses cut by the token cap (no end-of-text)
     hypotheses_file: str
+    backend: str = "transformers"  # runtime: transformers or ctranslate2
+    same_text_as_baseline: float | None = None  # share of raw hypotheses equal to the first model's; None for it
 
 
 def slug(text: str) -> str:
@@ -90,23 +104,36 @@ def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
     threads = configure_threads(options.threads)
     datasets = [_limited(load_dataset_spec(spec), options.limit) for spec in options.data]
     for model in options.models:  # fail on a bad model argument before any heavy work
-        resolve_model(model)
+        if choose_backend(model, options.backend.backend) == "transformers":
+            resolve_model(model)
+    if options.backend.assistant and choose_backend(options.models[0], options.backend.backend) != "transformers":
+        raise DwzError(f"--assistant needs the first --model on the transformers backend, not {options.models[0]}")
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
     report_dir = Path(options.report)
     report_dir.mkdir(parents=True, exist_ok=True)
     meta = _run_metadata(options, device, dtype, threads)
+    runtime = Runtime(device, dtype, threads)
     results: list[EvalResult] = []
-    for model_argument in options.models:
-        loaded = load_whisper(model_argument, device, dtype)
-        decoder = WhisperDecoder(loaded, options.decoding)
-        _warm_up(decoder)
-        for dataset in datasets:
-            baseline = next((r for r in results if r.dataset == dataset.name), None)
-            results.append(evaluate_one(decoder, dataset, options.batch_size, report_dir, baseline))
-            write_report_files(report_dir, [asdict(r) for r in results], meta)
-        del loaded, decoder
+    for index, model_argument in enumerate(options.models):
+        for decoder in _decoders(model_argument, options, runtime, with_assistant=index == 0):
+            _warm_up(decoder)
+            for dataset in datasets:
+                baseline = next((r for r in results if r.dataset == dataset.name), None)
+                results.append(evaluate_one(decoder, dataset, options.batch_size, report_dir, baseline))
+                write_report_files(report_dir, [asdict(r) for r in results], meta)
+            del decoder
     return results
+
+
+def _decoders(model: str, options: EvaluateOptions, runtime: Runtime, with_assistant: bool) -> Iterator[Decoder]:
+    """The model's decoder; for the first model with `--assistant`, then the same model with the assistant."""
+    decoder = make_decoder(model, options.decoding, replace(options.backend, assistant=None), runtime)
+    yield decoder
+    if with_assistant and options.backend.assistant:
+        loaded = decoder.loaded
+        assistant = make_assistant(loaded, options.backend.assistant)
+        yield WhisperDecoder(loaded, options.decoding, assistant=assistant)
 
 
 def _limited(dataset: SpeechDataset, limit: int | None) -> SpeechDataset:
@@ -115,20 +142,20 @@ def _limited(dataset: SpeechDataset, limit: int | None) -> SpeechDataset:
     return SpeechDataset(f"{dataset.name}-first{limit}", dataset.spec, dataset.utterances[:limit])
 
 
-def _warm_up(decoder: WhisperDecoder) -> None:
+def _warm_up(decoder: Decoder) -> None:
     """One short decode first, so lazy initialisation is not billed to the first dataset."""
     decoder.decode([np.zeros(int(WARMUP_SECONDS * SAMPLE_RATE), dtype=np.float32)])
 
 
 def evaluate_one(
-    decoder: WhisperDecoder,
+    decoder: Decoder,
     dataset: SpeechDataset,
     batch_size: int,
     report_dir: Path,
     baseline: EvalResult | None,
 ) -> EvalResult:
     """Decode `dataset`, score it, write `<model>__<dataset>.jsonl`, return the result."""
-    name = decoder.loaded.name
+    name = decoder.name
     rows, totals, totals_numerals, marks = [], EditCounts(), EditCounts(), MarkCounts()
     audio_seconds, looped, capped, traditional = 0.0, 0, 0, 0
     start = time.perf_counter()
@@ -146,6 +173,8 @@ def evaluate_one(
             rows.append(_hypothesis_row(utterance.id, reference, transcript, counts, counts_numerals))
     wall = time.perf_counter() - start
     hypotheses_file = f"{slug(name)}__{slug(dataset.name)}.jsonl"
+    if baseline is not None and hypotheses_file == baseline.hypotheses_file:  # the same model twice
+        hypotheses_file = f"{slug(name)}-{decoder.backend}__{slug(dataset.name)}.jsonl"
     _write_jsonl(report_dir / hypotheses_file, sorted(rows, key=lambda row: row["id"]))
     return EvalResult(
         model=name,
@@ -156,14 +185,25 @@ def evaluate_one(
         audio_seconds=round(audio_seconds, 3),
         wall_seconds=round(wall, 3),
         rtf=wall / audio_seconds if audio_seconds else float("nan"),
-        params=count_parameters(decoder.loaded.model),
+        params=decoder.params,
         speedup=(baseline.wall_seconds / wall) if baseline else 1.0,
         traditional_share=traditional / len(rows) if rows else 0.0,
         punctuation_f1=marks.f1 if marks.reference else None,
         looped=looped,
         hit_token_cap=capped,
         hypotheses_file=hypotheses_file,
+        backend=decoder.backend,
+        same_text_as_baseline=_same_text_share(rows, report_dir, baseline),
     )
+
+
+def _same_text_share(rows: list[dict], report_dir: Path, baseline: EvalResult | None) -> float | None:
+    """Share of `rows` whose raw hypothesis is exactly the baseline's for the same utterance."""
+    if baseline is None or not rows:
+        return None
+    with (report_dir / baseline.hypotheses_file).open(encoding="utf-8") as handle:
+        theirs = {row["id"]: row["raw_hypothesis"] for row in map(json.loads, handle)}
+    return sum(theirs.get(row["id"]) == row["raw_hypothesis"] for row in rows) / len(rows)
 
 
 def _hypothesis_row(utterance_id: str, reference: str, transcript: Transcript, counts, counts_numerals) -> dict:
@@ -201,7 +241,18 @@ def _run_metadata(options: EvaluateOptions, device: torch.device, dtype: torch.d
         "device": device_text,
         "batch_size": options.batch_size,
         "decoding": asdict(options.decoding),
+        "backend": asdict(options.backend),
         "limit": options.limit,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "versions": _versions(),
     }
+
+
+def _versions() -> dict[str, str]:
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    for package in ("ctranslate2", "faster-whisper"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,4 +1,10 @@
-"""`dwz transcribe`: audio files and folders in, text out (txt or JSON lines)."""
+"""`dwz transcribe`: audio files and folders in, text out: txt, JSON lines (with timed segments), SRT or WebVTT.
+
+Recordings of any length: audio over 30 s is decoded window after window (sequential long-form decoding, each
+window starting where the last segment ended), by transformers or by faster-whisper, whichever runs the model.
+Subtitles: one input goes to standard output (or `--output FILE`); several inputs need `--output DIR`, which gets
+one `<name>.srt` / `<name>.vtt` per input file.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .audio import AUDIO_EXTENSIONS
+from .backends import BackendOptions, Runtime, make_decoder
 from .data import Utterance
-from .decoding import DecodingOptions, WhisperDecoder, transcribe_utterances
+from .decoding import DecodingOptions, Transcript, transcribe_utterances
 from .errors import DwzError
-from .models import load_whisper
 from .runtime import configure_threads, resolve_device, resolve_dtype
+from .subtitles import to_srt, to_vtt
+
+FORMATS = ("txt", "json", "srt", "vtt")
+TIMED_FORMATS = ("json", "srt", "vtt")  # decoded with timestamps
 
 
 @dataclass
@@ -22,17 +32,18 @@ class TranscribeOptions:
 
     model: str  # hub id, transformers dir, CTranslate2 dir or pypi:whisper-base
     inputs: list[str]  # audio files, or folders searched recursively for audio
-    format: str = "txt"  # txt: one line per file; json: JSON lines with id, path, text, timings
+    format: str = "txt"  # txt: one line per file; json: JSON lines with path, text, segments; srt, vtt: subtitles
     output: str | None = None  # write here instead of standard output
     batch_size: int = 8
     device: str = "auto"
     dtype: str = "auto"  # auto = float16 on CUDA, float32 on CPU
     threads: int | None = None  # CPU threads for torch (default: half the cores)
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    backend: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
-        if self.format not in ("txt", "json"):
-            raise DwzError(f"--format {self.format!r}: choose txt or json")
+        if self.format not in FORMATS:
+            raise DwzError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
         if not self.inputs:
             raise DwzError("dwz transcribe: give at least one audio file or folder")
 
@@ -56,22 +67,57 @@ def collect_audio_files(inputs: list[str]) -> list[Path]:
 
 def transcribe(options: TranscribeOptions) -> list[dict]:
     """Transcribe every input; returns rows in input order and writes them in the chosen format."""
-    configure_threads(options.threads)
+    threads = configure_threads(options.threads)
     files = collect_audio_files(options.inputs)
+    subtitle_paths = subtitle_outputs(files, options)  # fail on a clash before decoding anything
     utterances = [Utterance(id=str(path), audio=path) for path in files]
     device = resolve_device(options.device)
-    decoder = WhisperDecoder(
-        load_whisper(options.model, device, resolve_dtype(options.dtype, device)), options.decoding
-    )
-    results: dict[str, dict] = {}
+    runtime = Runtime(device, resolve_dtype(options.dtype, device), threads)
+    timestamps = options.format in TIMED_FORMATS
+    decoder = make_decoder(options.model, options.decoding, options.backend, runtime, timestamps=timestamps)
+    results: dict[str, tuple[dict, Transcript]] = {}
     with tqdm(total=len(utterances), desc="transcribe", unit="file") as bar:
         for utterance, transcript, seconds in transcribe_utterances(decoder, utterances, options.batch_size, bar):
             row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(seconds, 3)}
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
-            results[utterance.id] = row
-    rows = [results[str(path)] for path in files]
-    write_transcripts(rows, options)
-    return rows
+            if timestamps:
+                row["segments"] = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
+            results[utterance.id] = (row, transcript)
+    ordered = [results[str(path)] for path in files]
+    if subtitle_paths is None:
+        write_transcripts([row for row, _ in ordered], options)
+    else:
+        write_subtitles([transcript for _, transcript in ordered], subtitle_paths, options.format)
+    return [row for row, _ in ordered]
+
+
+def subtitle_outputs(files: list[Path], options: TranscribeOptions) -> list[Path | None] | None:
+    """Where each file's subtitles go (None = standard output), or None when the format is not a subtitle one."""
+    if options.format not in ("srt", "vtt"):
+        return None
+    if len(files) == 1:
+        return [Path(options.output) if options.output else None]
+    if not options.output:
+        raise DwzError(f"--format {options.format} with {len(files)} files: give --output DIR for one file each")
+    folder = Path(options.output)
+    if folder.is_file():
+        raise DwzError(f"--output {folder}: a file; with several inputs it must be a folder")
+    paths = [folder / f"{path.stem}.{options.format}" for path in files]
+    clashes = sorted({p.name for p in paths if paths.count(p) > 1})
+    if clashes:
+        raise DwzError(f"inputs with the same name would overwrite each other's subtitles: {', '.join(clashes)}")
+    return paths
+
+
+def write_subtitles(transcripts: list[Transcript], paths: list[Path | None], format: str) -> None:
+    render = to_srt if format == "srt" else to_vtt
+    for transcript, path in zip(transcripts, paths, strict=True):
+        text = render(transcript.segments)
+        if path is None:
+            print(text, end="")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
 
 
 def write_transcripts(rows: list[dict], options: TranscribeOptions) -> None:
