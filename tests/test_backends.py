@@ -102,5 +102,5 @@ def test_whisper_base_on_ctranslate2_int8_transcribes_with_timestamps(real_clips
     __import__("soundfile").write(long, audio, 16000)
     assert main([*argv, str(long), "--format", "json"]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert row["audio_seconds"] > 60 and len(row["segments"]) >= 2
+    assert row["audio_seconds"] > 34 and len(row["segments"]) >= 2
     assert row["segments"][0]["start"] < 3.0 and row["segments"][-1]["start"] >= 30.0
