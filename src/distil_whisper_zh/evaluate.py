@@ -24,7 +24,7 @@ import transformers
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE
-from .backends import BackendOptions, Runtime, choose_backend, make_decoder
+from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
 from .data import SpeechDataset, load_dataset_spec
 from .decoding import Decoder, DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
 from .errors import DwzError
@@ -106,6 +106,8 @@ def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
     for model in options.models:  # fail on a bad model argument before any heavy work
         if choose_backend(model, options.backend.backend) == "transformers":
             resolve_model(model)
+        else:
+            ct2_model_dir(model)
     if options.backend.assistant and choose_backend(options.models[0], options.backend.backend) != "transformers":
         raise DwzError(f"--assistant needs the first --model on the transformers backend, not {options.models[0]}")
     device = resolve_device(options.device)
