@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -232,8 +233,6 @@ def measure_speculative(args, student_dir: str, audios, device, dtype) -> dict:
 def machine(device: torch.device, threads: int) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{platform.machine()} CPU ({_cpu_model()}), {cores} cores visible, {threads} thread(s) used"
 
@@ -305,7 +304,7 @@ def run(args: argparse.Namespace) -> dict:
     args.batch_sizes = args.batch_sizes or ([1, 8, 32, 64] if device.type == "cuda" else [1, 8, 32])
     utterances = sorted(load_dataset_spec(args.data).utterances, key=lambda u: u.id)[: args.clips]
     audios = [u.load() for u in utterances]
-    started = time.perf_counter()
+    started, load = time.perf_counter(), _load_average()
     with tempfile.TemporaryDirectory(prefix="dwz-speed-") as tmp:
         student_dir, student_ct2 = prepare_students(args, Path(tmp))
         args.student_label = f"{args.student or 'untrained'} ({args.student_decoder_layers} decoder layers)"
@@ -333,7 +332,13 @@ def run(args: argparse.Namespace) -> dict:
         runtimes=runtimes,
         speculative=speculative,
         total_seconds=round(time.perf_counter() - started, 1),
+        load_average=dict(start=load, end=_load_average()),
     )
+
+
+def _load_average() -> float | None:
+    """1-minute load average of the machine: other jobs running beside the benchmark slow it down."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 # ------------------------------------------------------------------------------------------------ BENCHMARKS.md
@@ -391,6 +396,8 @@ def _run_section(run: dict) -> list[str]:
         f"## {title} ({run['dtype']}){' - quick smoke run, not a measurement' if run.get('quick') else ''}",
         "",
         f"Machine: {run['machine']}. Date: {run['date']}. Versions: {versions}. Whole run: {run['total_seconds']} s.",
+        f"1-minute load average at start and end: {run['load_average']['start']}, {run['load_average']['end']} "
+        "(above the threads used means other jobs shared the cores and the timings are pessimistic).",
         f"Teacher {settings['teacher']}; student: {settings['student']}; clips: the first {settings['clips']} of "
         f"`{settings['data']}` ({settings['clip_seconds']} s of audio); best of {settings['repeats']} runs.",
         "",
