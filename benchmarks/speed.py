@@ -280,7 +280,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teacher", default="pypi:whisper-base")
     parser.add_argument("--student", default=None, help="a student dir (default: an untrained create-student one)")
     parser.add_argument("--student-decoder-layers", type=int, default=2)
-    parser.add_argument("--data", required=True, help="real clips, e.g. manifest:../shared/data/.../manifest.jsonl")
+    parser.add_argument("--data", default=None, help="real clips, e.g. manifest:../shared/data/.../manifest.jsonl")
     parser.add_argument("--clips", type=int, default=8, help="clips for the runtime and speculative comparisons")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="default 1 8 32 (CPU), +64 (GPU)")
     parser.add_argument("--tokens", type=int, default=32, help="new tokens every model decodes in section 1")
@@ -290,7 +290,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="results JSON (default benchmarks/results/speed-<device>.json)")
     parser.add_argument("--markdown", default=None, help="table to regenerate (default BENCHMARKS.md)")
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny shapes, batch 1 and 2, 4 tokens")
+    parser.add_argument("--render", action="store_true", help="only regenerate the table from results/speed-*.json")
     args = parser.parse_args(argv)
+    if not args.render and not args.data:
+        parser.error("--data is required (real clips for sections 1-3)")
     if args.quick:
         args.batch_sizes, args.tokens, args.repeats, args.clips = args.batch_sizes or [1, 2], 4, 1, min(args.clips, 2)
     return args
@@ -437,12 +440,46 @@ def _run_section(run: dict) -> list[str]:
         f"{spec['clips']} | {spec['teacher_greedy_seconds']:.2f} | {spec['speculative_seconds']:.2f} | "
         f"**{spec['speedup']:.2f}x** | {spec['identical_texts']} of {spec['clips']} |",
         "",
+        *_notes(run),
     ]
     return lines
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _notes(run: dict) -> list[str]:
+    """What a reader must know to read the numbers right, derived from the results themselves."""
+    notes = []
+    unequal = [r["model"] for r in run["runtimes"] if r["transformers_tokens"] != r["ctranslate2_tokens"]]
+    if unequal:
+        notes.append(
+            f"- Runtimes, {', '.join(unequal)}: the two runtimes wrote different numbers of tokens (see the last "
+            "column), so that ratio is not equal work; an untrained student loops until the token cap, and int8 "
+            "rounding changes where."
+        )
+    if "untrained" in run["settings"]["student"]:
+        notes.append(
+            "- The student is untrained (`create-student` only): right for decoder speed, which does not depend on "
+            "the weights, but its drafts are mostly rejected by the teacher, so speculative decoding costs more "
+            "than it saves here. A distilled student that agrees with the teacher is what makes it pay; the "
+            "identical-text check holds either way."
+        )
+    batches = {r["batch_size"] for r in run["decoder_speedup"]}
+    if run["device"] == "cpu" and 64 not in batches and not run.get("quick"):
+        notes.append("- Batch 64 was left out on CPU to keep the run short; `--batch-sizes 1 8 32 64` adds it.")
+    load = run["load_average"]["start"]
+    if load is not None and load > run["settings"]["threads"] + 0.5:
+        notes.append(
+            f"- Other jobs shared the machine (load {load} at start for {run['settings']['threads']} benchmark "
+            "thread(s)): absolute times are pessimistic; each ratio compares two models measured back to back."
+        )
+    return [*notes, ""] if notes else []
+
+
+def main(argv: list[str] | None = None) -> dict | None:
     args = parse_arguments(argv)
+    if args.render:
+        runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RESULTS_DIR.glob("speed-c*.json"))]
+        Path(args.markdown or MARKDOWN).write_text(render_markdown([r for r in runs if not r.get("quick")]), "utf-8")
+        return None
     results = run(args)
     suffix = "-quick" if args.quick else ""
     out = Path(args.out) if args.out else RESULTS_DIR / f"speed-{results['device']}{suffix}.json"

@@ -41,8 +41,12 @@ def test_vtt_has_its_header_and_dot_decimals():
 def test_several_inputs_get_one_subtitle_file_each(tiny_model_dir, small_manifest, tmp_path, capsys):
     clips = small_manifest.parent / "clips"
     argv = ["transcribe", "--model", str(tiny_model_dir), str(clips), "--format", "vtt", "--no-fallback"]
-    assert main(argv) == 2
-    assert "give --output DIR" in capsys.readouterr().err
+    assert main(argv) == 0  # without --output: beside each audio file
+    beside = sorted(p.name for p in clips.glob("*.vtt"))
+    assert beside == sorted(p.stem + ".vtt" for p in clips.glob("*.flac"))
+    assert capsys.readouterr().out == ""
+    for path in clips.glob("*.vtt"):
+        path.unlink()
     assert main([*argv, "--output", str(tmp_path / "subs")]) == 0
     written = sorted(p.name for p in (tmp_path / "subs").iterdir())
     assert written == sorted(p.stem + ".vtt" for p in clips.iterdir())

@@ -2,13 +2,15 @@
 
 Recordings of any length: audio over 30 s is decoded window after window (sequential long-form decoding, each
 window starting where the last segment ended), by transformers or by faster-whisper, whichever runs the model.
-Subtitles: one input goes to standard output (or `--output FILE`); several inputs need `--output DIR`, which gets
-one `<name>.srt` / `<name>.vtt` per input file.
+Subtitles: one input goes to standard output (or `--output FILE`); several inputs get one `<name>.srt` / `<name>.vtt`
+each, in `--output DIR` or, without it, beside each audio file (as `dwz transcribe a.wav b.mp3 --format srt` writes
+a.srt and b.srt).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +100,7 @@ def subtitle_outputs(files: list[Path], options: TranscribeOptions) -> list[Path
     if len(files) == 1:
         return [Path(options.output) if options.output else None]
     if not options.output:
-        raise DwzError(f"--format {options.format} with {len(files)} files: give --output DIR for one file each")
+        return [path.with_suffix(f".{options.format}") for path in files]
     folder = Path(options.output)
     if folder.is_file():
         raise DwzError(f"--output {folder}: a file; with several inputs it must be a folder")
@@ -118,6 +120,7 @@ def write_subtitles(transcripts: list[Transcript], paths: list[Path | None], for
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}", file=sys.stderr)
 
 
 def write_transcripts(rows: list[dict], options: TranscribeOptions) -> None:
