@@ -57,6 +57,39 @@ def _decoding_options(args: argparse.Namespace):
     )
 
 
+def _add_backend_arguments(parser: argparse.ArgumentParser, vad: bool) -> None:
+    group = parser.add_argument_group("backend")
+    group.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "transformers", "ctranslate2"),
+        help="auto: CTranslate2 dirs run on faster-whisper, the rest on transformers",
+    )
+    group.add_argument(
+        "--compute-type",
+        default="default",
+        help="CTranslate2 compute type: default (as exported), int8, int8_float16, float16, float32, ...",
+    )
+    group.add_argument(
+        "--assistant",
+        default=None,
+        help="a student that drafts tokens for the (first) model: speculative decoding, same text, transformers only",
+    )
+    if vad:
+        group.add_argument("--vad", action="store_true", help="skip non-speech (faster-whisper's VAD; CTranslate2)")
+
+
+def _backend_options(args: argparse.Namespace):
+    from .backends import BackendOptions
+
+    return BackendOptions(
+        backend=args.backend,
+        compute_type=args.compute_type,
+        assistant=args.assistant,
+        vad=getattr(args, "vad", False),
+    )
+
+
 def _runtime_kwargs(args: argparse.Namespace) -> dict:
     return dict(batch_size=args.batch_size, device=args.device, dtype=args.dtype, threads=args.threads)
 
@@ -93,6 +126,7 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
             output=args.output,
             strict=args.strict,
             decoding=_decoding_options(args),
+            backend=_backend_options(args),
             **_runtime_kwargs(args),
         )
     )
@@ -108,6 +142,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         limit=args.limit,
         strict=args.strict,
         decoding=_decoding_options(args),
+        backend=_backend_options(args),
         **_runtime_kwargs(args),
     )
     results = run_evaluation(options)
@@ -115,6 +150,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(
             f"{r.model}\t{r.dataset}\tCER {100 * r.cer:.2f}%\tCER(numerals) {100 * r.cer_numerals:.2f}%\t"
             f"RTF {r.rtf:.3f}\tspeed-up {r.speedup:.2f}x\tskipped {r.skipped}"
+            + ("" if r.same_text_as_baseline is None else f"\tsame text {100 * r.same_text_as_baseline:.0f}%")
         )
     print(f"report: {options.report}/report.md (skipped clips: {options.report}/skipped.jsonl)")
 
@@ -350,11 +386,22 @@ def _arguments_import_teacher(sub: argparse.ArgumentParser) -> None:
 def _arguments_transcribe(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--model", required=True, help="hub id, model dir, CTranslate2 dir or pypi:whisper-base")
     sub.add_argument("inputs", nargs="+", help="audio files or folders")
-    sub.add_argument("--format", default="txt", choices=("txt", "json"))
-    sub.add_argument("--output", "-o", default=None, help="write to this file instead of standard output")
+    sub.add_argument(
+        "--format",
+        default="txt",
+        choices=("txt", "json", "srt", "vtt"),
+        help="txt; json (JSON lines with timed segments); srt or vtt subtitles (any length of audio)",
+    )
+    sub.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        help="write to this file instead of standard output (srt/vtt of several files: a folder, one file each)",
+    )
     sub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     _add_runtime_arguments(sub, batch_size=8)
     _add_decoding_arguments(sub)
+    _add_backend_arguments(sub, vad=True)
 
 
 def _arguments_evaluate(sub: argparse.ArgumentParser) -> None:
@@ -371,6 +418,7 @@ def _arguments_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     _add_runtime_arguments(sub, batch_size=16)
     _add_decoding_arguments(sub)
+    _add_backend_arguments(sub, vad=False)
 
 
 def _arguments_pseudo_label(sub: argparse.ArgumentParser) -> None:

@@ -2,7 +2,8 @@
 
 Guards: a cap on new tokens from the audio duration (a weak student that never emits end-of-text stops early),
 and Whisper's compression-ratio check with temperature fallback against runaway repetition ("补博补博补博...").
-Audio longer than 30 s is decoded whole by transformers' sequential long-form decoding.
+Audio longer than 30 s is decoded whole by transformers' sequential long-form decoding, with segment timestamps.
+`WhisperDecoder` runs transformers; `backends.CTranslate2Decoder` runs faster-whisper; both satisfy `Decoder`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from .data import Utterance
 from .errors import DwzError
 from .models import LoadedWhisper
 from .skipped import load_batch
+from .speculative import Assistant
 from .text import to_simplified
 
 WINDOW_SECONDS = 30.0
@@ -54,6 +57,15 @@ class DecodingOptions:
             raise DwzError(f"--task must be transcribe or translate, got {self.task!r}")
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a recording and its text; times in seconds from the start of the audio."""
+
+    start: float
+    end: float
+    text: str  # as shown to the user (Simplified if asked)
+
+
 @dataclass
 class Transcript:
     """One decoded utterance."""
@@ -63,6 +75,7 @@ class Transcript:
     num_tokens: int
     hit_token_cap: bool  # stopped by the token cap, not by end-of-text: likely truncated or looping
     compression_ratio: float = field(default=0.0)
+    segments: list[Segment] = field(default_factory=list)  # filled when timestamps were decoded
 
     @property
     def looped(self) -> bool:
@@ -81,13 +94,49 @@ def token_cap(seconds: float) -> int:
     return min(MAX_NEW_TOKENS, math.ceil(window * TOKENS_PER_SECOND) + TOKEN_CAP_MARGIN)
 
 
-class WhisperDecoder:
-    """Turns batches of 16 kHz audio into `Transcript`s with one model and one set of `DecodingOptions`."""
+class Decoder(Protocol):
+    """What `transcribe_utterances`, `dwz evaluate` and `dwz transcribe` need from a runtime."""
 
-    def __init__(self, loaded: LoadedWhisper, options: DecodingOptions):
+    name: str  # the model argument as the user gave it (plus the assistant, if any)
+    backend: str  # "transformers" or "ctranslate2"
+    options: DecodingOptions
+
+    @property
+    def params(self) -> int: ...
+
+    def decode(self, audios: Sequence[np.ndarray]) -> list[Transcript]: ...
+
+
+class WhisperDecoder:
+    """Turns batches of 16 kHz audio into `Transcript`s with one model and one set of `DecodingOptions`.
+
+    `timestamps` decodes segment times (for subtitles); audio over 30 s always gets them. `assistant` (a model from
+    `make_assistant`) drafts tokens for speculative decoding: the output is the model's own greedy output, and clips
+    are decoded one at a time because transformers' assisted generation takes batch size 1 only.
+    """
+
+    backend = "transformers"
+
+    def __init__(
+        self,
+        loaded: LoadedWhisper,
+        options: DecodingOptions,
+        assistant: Assistant | None = None,
+        timestamps: bool = False,
+    ):
         self.loaded = loaded
         self.options = options
         self.language = _check_language(loaded, options.language)
+        self.assistant = assistant
+        self.timestamps = timestamps
+        if assistant is not None and options.num_beams > 1:
+            raise DwzError("--assistant drafts for greedy decoding only; drop --num-beams")
+        self.name = loaded.name if assistant is None else f"{loaded.name} + assistant {assistant.name}"
+
+    @property
+    def params(self) -> int:
+        """Parameters of the model (the assistant's are not counted: it only proposes tokens)."""
+        return sum(p.numel() for p in self.loaded.model.parameters())
 
     def features(self, audios: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
         """Log-mel features; padded to 30 s, or to the longest clip when one is longer (long-form)."""
@@ -105,23 +154,36 @@ class WhisperDecoder:
     @torch.inference_mode()
     def decode(self, audios: Sequence[np.ndarray]) -> list[Transcript]:
         """Decode one batch; returns one `Transcript` per input, in input order."""
+        if self.assistant is not None and len(audios) > 1:
+            return [transcript for audio in audios for transcript in self.decode([audio])]
         cap = token_cap(max(len(a) for a in audios) / SAMPLE_RATE)
         fallback = self.options.temperature_fallback
         features = self.features(audios)
         long_form = features["input_features"].shape[-1] > WINDOW_FRAMES
-        sequences = self.loaded.model.generate(
+        timestamps = long_form or self.timestamps  # sequential long-form decoding needs timestamps to advance
+        extra = {"assistant_model": self.assistant.model} if self.assistant is not None else {}
+        output = self.loaded.model.generate(
             **features,
-            return_timestamps=long_form,  # sequential long-form decoding needs timestamps to advance
+            return_timestamps=timestamps,
+            return_segments=timestamps,
             language=self.language,
             task=self.options.task,
             num_beams=self.options.num_beams,
             max_new_tokens=cap,
             temperature=FALLBACK_TEMPERATURES if fallback else 0.0,
             compression_ratio_threshold=TOKEN_COMPRESSION_RATIO_THRESHOLD if fallback else None,
+            **extra,
         )
-        return [self._transcript(row, cap) for row in sequences]
+        if not timestamps:
+            return [self._transcript(row, cap) for row in output]
+        # the long-form cap applies per 30-s window, inside generate; only a single window is capped here
+        row_cap = None if long_form else cap
+        return [
+            self._transcript(row, row_cap, segments)
+            for row, segments in zip(output["sequences"], output["segments"], strict=True)
+        ]
 
-    def _transcript(self, tokens: torch.Tensor, cap: int) -> Transcript:
+    def _transcript(self, tokens: torch.Tensor, cap: int | None, segments: list[dict] | None = None) -> Transcript:
         tokenizer = self.loaded.processor.tokenizer
         eos = tokenizer.eos_token_id
         ids = tokens.tolist()
@@ -129,9 +191,24 @@ class WhisperDecoder:
         # transformers' fallback passes can overrun max_new_tokens by the prompt length: enforce the cap here too.
         content = content[:cap]
         raw = tokenizer.decode(content, skip_special_tokens=True).strip()
-        text = to_simplified(raw) if self.options.simplified else raw
-        hit_cap = len(content) >= cap and eos not in ids[-1:]
-        return Transcript(text, raw, len(content), hit_cap, text_compression_ratio(raw))
+        text = self._shown(raw)
+        hit_cap = cap is not None and len(content) >= cap and eos not in ids[-1:]
+        return Transcript(
+            text, raw, len(content), hit_cap, text_compression_ratio(raw), self._segments(segments or [], eos)
+        )
+
+    def _segments(self, segments: list[dict], eos: int) -> list[Segment]:
+        tokenizer = self.loaded.processor.tokenizer
+        result = []
+        for segment in segments:
+            ids = [t for t in segment["tokens"].tolist() if t < eos]
+            text = self._shown(tokenizer.decode(ids, skip_special_tokens=True).strip())
+            if text:
+                result.append(Segment(float(segment["start"]), float(segment["end"]), text))
+        return result
+
+    def _shown(self, raw: str) -> str:
+        return to_simplified(raw) if self.options.simplified else raw
 
 
 def _check_language(loaded: LoadedWhisper, language: str) -> str:
@@ -150,7 +227,7 @@ def batches_by_length(utterances: Sequence[Utterance], batch_size: int) -> list[
 
 
 def transcribe_utterances(
-    decoder: WhisperDecoder, utterances: Sequence[Utterance], batch_size: int, progress=None, on_skip=None
+    decoder: Decoder, utterances: Sequence[Utterance], batch_size: int, progress=None, on_skip=None
 ) -> Iterator[tuple[Utterance, Transcript, float]]:
     """Yield (utterance, transcript, audio seconds) batch by batch; `progress` is a tqdm bar to advance.
 

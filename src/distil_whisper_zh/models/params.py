@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
+from .ct2 import read_ct2_model, whisper_config_kwargs
 from .loading import resolve_model
 
 
@@ -16,6 +19,15 @@ def count_parameters(model: torch.nn.Module) -> int:
 def count_model_parameters(argument: str) -> int:
     """Parameter count of a model argument, from its config alone."""
     config = WhisperConfig.from_pretrained(resolve_model(argument))
+    with torch.device("meta"):
+        model = WhisperForConditionalGeneration(config)
+    return count_parameters(model)
+
+
+def count_ct2_parameters(model_dir: str | Path) -> int:
+    """Parameter count of a CTranslate2 Whisper dir, as the same model in transformers would have (quantisation
+    scales are not parameters; the tied output projection counts once)."""
+    config = WhisperConfig(**whisper_config_kwargs(read_ct2_model(Path(model_dir) / "model.bin")))
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
     return count_parameters(model)

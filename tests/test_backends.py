@@ -1,0 +1,106 @@
+"""Backends: transformers and CTranslate2 (faster-whisper) chosen from the model argument, forced with --backend;
+one report comparing both; errors that name the fix."""
+
+import json
+
+import numpy as np
+import pytest
+
+from distil_whisper_zh.audio import load_audio
+from distil_whisper_zh.backends import BackendOptions, CTranslate2Decoder, choose_backend, make_decoder
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.decoding import DecodingOptions, WhisperDecoder
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.export import ExportOptions, export_ctranslate2
+from distil_whisper_zh.models.params import count_model_parameters
+
+pytest.importorskip("faster_whisper")
+GREEDY = DecodingOptions(temperature_fallback=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_ct2_dir(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-ct2") / "ct2"
+    export_ctranslate2(ExportOptions(model=str(tiny_model_dir), out=str(out), quantization="float32"))
+    return out
+
+
+def test_backend_follows_the_model_argument(tiny_model_dir, tiny_ct2_dir):
+    assert choose_backend(str(tiny_ct2_dir)) == "ctranslate2"
+    assert choose_backend(str(tiny_model_dir)) == "transformers"
+    assert choose_backend("pypi:whisper-base") == "transformers"
+    assert choose_backend("openai/whisper-small") == "transformers"
+    assert choose_backend(str(tiny_model_dir), "ctranslate2") == "ctranslate2"
+    assert isinstance(make_decoder(str(tiny_ct2_dir), GREEDY), CTranslate2Decoder)
+    assert isinstance(make_decoder(str(tiny_model_dir), GREEDY), WhisperDecoder)
+
+
+def test_ctranslate2_decoder_transcribes_real_clips(tiny_model_dir, tiny_ct2_dir, real_clips):
+    decoder = make_decoder(str(tiny_ct2_dir), GREEDY)
+    assert decoder.backend == "ctranslate2" and decoder.name == str(tiny_ct2_dir)
+    assert decoder.params == count_model_parameters(str(tiny_model_dir))  # read from the CT2 file's shapes
+    audios = [load_audio(clip["path"]) for clip in real_clips[:2]]
+    transcripts = decoder.decode(audios)
+    assert len(transcripts) == 2
+    for audio, transcript in zip(audios, transcripts, strict=True):
+        cap = 15 * len(audio) / 16000 + 10
+        assert transcript.num_tokens <= cap and isinstance(transcript.text, str)
+        assert transcript.segments == []  # short clip, no timestamps asked
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "message"),
+    [
+        ("{tiny}", BackendOptions(backend="ctranslate2"), "is not a CTranslate2 dir (no model.bin); export it first"),
+        ("{ct2}", BackendOptions(assistant="{tiny}"), "--assistant needs the transformers backend"),
+        ("{tiny}", BackendOptions(vad=True), "--vad runs through faster-whisper"),
+        ("{tiny}", BackendOptions(compute_type="int8"), "--compute-type is a CTranslate2 option"),
+    ],
+)
+def test_backend_misuse_is_refused(tiny_model_dir, tiny_ct2_dir, model, options, message):
+    model = model.format(tiny=tiny_model_dir, ct2=tiny_ct2_dir)
+    if options.assistant:
+        options = BackendOptions(assistant=str(tiny_model_dir))
+    with pytest.raises(DwzError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make_decoder(model, GREEDY, options)
+
+
+def test_backend_options_are_checked():
+    with pytest.raises(DwzError, match="--backend 'onnx': choose one of auto, transformers, ctranslate2"):
+        BackendOptions(backend="onnx")
+    with pytest.raises(DwzError, match="--compute-type 'int4'"):
+        BackendOptions(compute_type="int4")
+    with pytest.raises(DwzError, match="choose one"):
+        BackendOptions(assistant="student", vad=True)
+
+
+def test_one_report_compares_both_runtimes(tiny_model_dir, tiny_ct2_dir, small_manifest, tmp_path):
+    report = tmp_path / "report"
+    argv = ["evaluate", "--model", str(tiny_model_dir), "--model", str(tiny_ct2_dir), "--no-fallback"]
+    assert main([*argv, "--data", str(small_manifest), "--report", str(report), "--batch-size", "2"]) == 0
+    data = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    first, second = data["results"]
+    assert (first["backend"], second["backend"]) == ("transformers", "ctranslate2")
+    assert first["params"] == second["params"]
+    assert first["same_text_as_baseline"] is None and 0.0 <= second["same_text_as_baseline"] <= 1.0
+    assert first["hypotheses_file"] != second["hypotheses_file"]
+    assert "ctranslate2" in data["versions"] and data["backend"]["backend"] == "auto"
+    assert "| ctranslate2 |" in (report / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_whisper_base_on_ctranslate2_int8_transcribes_with_timestamps(real_clips, tmp_path, capsys):
+    clip = real_clips[0]  # "设定二十九度", 2.4 s
+    argv = ["transcribe", "--model", "pypi:whisper-base", "--backend", "ctranslate2", "--compute-type", "int8"]
+    assert main([*argv, str(clip["path"]), "--format", "srt"]) == 0
+    srt = capsys.readouterr().out
+    lines = srt.splitlines()
+    assert lines[0] == "1" and lines[1].startswith("00:00:00,000 --> 00:00:0")
+    assert lines[2] in ("设定29度", "设定二十九度")
+    long = tmp_path / "long.wav"
+    audio = np.concatenate([load_audio(clip["path"]), np.zeros(30 * 16000, np.float32), load_audio(clip["path"])])
+    __import__("soundfile").write(long, audio, 16000)
+    assert main([*argv, str(long), "--format", "json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["audio_seconds"] > 34 and len(row["segments"]) >= 2
+    assert row["segments"][0]["start"] < 3.0 and row["segments"][-1]["start"] >= 30.0
