@@ -25,3 +25,22 @@ def test_membership_depends_on_the_id_only():
     share = sum(in_dev(f"id{i}", 0.2, "dwz") for i in range(2000)) / 2000
     assert 0.17 < share < 0.23
     assert main(["split", "x.jsonl", "--out", "o", "--dev-fraction", "1.5"]) == 2
+
+
+def test_bad_rows_are_listed_in_skipped_jsonl(tmp_path, capsys):
+    from conftest import AISHELL_S0150
+
+    rows = [json.loads(line) for line in (AISHELL_S0150 / "manifest.jsonl").read_text("utf-8").splitlines()[:4]]
+    for row in rows:
+        row["audio"] = str(AISHELL_S0150 / row["audio"])
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows] + [
+        json.dumps({"id": "gone", "audio": str(tmp_path / "gone.wav"), "text": "没有"}),
+        json.dumps({"id": "notext", "audio": rows[0]["audio"]}),
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["split", str(manifest), "--out", str(tmp_path / "s")]) == 0
+    skipped = [json.loads(line) for line in (tmp_path / "s" / "skipped.jsonl").read_text("utf-8").splitlines()]
+    assert len(skipped) == 2 and any("gone.wav" in (s["path"] or "") for s in skipped)
+    assert json.loads((tmp_path / "s" / "split.json").read_text())["skipped"] == 2
+    assert "skipped 2 bad input(s)" in capsys.readouterr().err

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from .data import Utterance, load_dataset_spec
 from .errors import DwzError
 from .jsonl import write_jsonl_atomic
+from .skipped import SKIPPED_FILE, SkipLog
 
 
 @dataclass
@@ -50,6 +52,11 @@ def split_dataset(options: SplitOptions) -> tuple[int, int]:
     train = [u for u in dataset.utterances if u.id not in dev_ids]
     write_jsonl_atomic(out / "train.jsonl", (manifest_row(u) for u in train))
     write_jsonl_atomic(out / "dev.jsonl", (manifest_row(u) for u in dev))
+    log = SkipLog()
+    log.extend(dataset.skipped)  # bad manifest rows and missing files: listed, not silently dropped
+    log.write(out / SKIPPED_FILE)
+    if log.items:
+        print(f"dwz split: {log.summary()}, listed in {out / SKIPPED_FILE}", file=sys.stderr)
     (out / "split.json").write_text(
         json.dumps(
             {
@@ -58,6 +65,7 @@ def split_dataset(options: SplitOptions) -> tuple[int, int]:
                 "seed": options.seed,
                 "train": len(train),
                 "dev": len(dev),
+                "skipped": len(log.items),
             }
         )
         + "\n"
