@@ -13,6 +13,7 @@ from distil_whisper_zh.distill.losses import (
     kl_divergence,
     top_k_kl_divergence,
 )
+from distil_whisper_zh.distill.script import simplified_token_map
 
 
 def _kl_by_hand(p_logits, q_logits, temperature):
@@ -91,3 +92,68 @@ def test_top_k_kl_renormalises_the_teacher_over_its_k_tokens():
     assert got.item() == pytest.approx(expected, rel=1e-5)
     losses = distillation_loss(student, TopK(top.values, top.indices), labels, LossWeights(0.0, 1.0, 1.0))
     assert losses.total.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_simplified_token_map_sends_traditional_tokens_to_their_simplified_forms(tokenizer):
+    mapping = simplified_token_map(tokenizer)
+    assert mapping.shape == (len(tokenizer),)
+
+    def one(text):
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        assert len(ids) == 1, text
+        return ids[0]
+
+    assert mapping[one("這")] == one("这")
+    assert mapping[one("們")] == one("们")
+    assert mapping[one("这")] == one("这")  # Simplified and script-neutral tokens stay
+    assert mapping[one("的")] == one("的")
+    specials = torch.arange(tokenizer.eos_token_id, len(tokenizer))
+    assert torch.equal(mapping[specials], specials)  # <|zh|>, timestamps, ... untouched
+    changed = (mapping != torch.arange(len(tokenizer))).nonzero().flatten().tolist()
+    assert 100 < len(changed) < 1000  # a few hundred Traditional tokens in Whisper's vocabulary
+    assert all(tokenizer.decode([mapping[i]]) != tokenizer.decode([i]) for i in changed)
+
+
+def _two_script_case():
+    """Vocabulary of 4: token 1 is 這, token 2 its Simplified form 这. The teacher says 這 (0.9) or 这 (0.05)."""
+    teacher = torch.log(torch.tensor([[[0.02, 0.9, 0.05, 0.03]]]))
+    student = torch.log(torch.tensor([[[0.02, 0.03, 0.92, 0.03]]]))  # writes 这 where the teacher writes 這
+    token_map = torch.tensor([0, 2, 2, 3])
+    return student, teacher, torch.tensor([[2]]), token_map
+
+
+def test_folded_kl_does_not_punish_the_simplified_form_of_the_teachers_token():
+    student, teacher, labels, token_map = _two_script_case()
+    plain = kl_divergence(student, teacher, labels, temperature=1.0)
+    folded = kl_divergence(student, teacher, labels, temperature=1.0, token_map=token_map)
+    assert plain.item() > 2.0  # the student is told to write 這
+    # folded teacher: [0.02, 0, 0.95, 0.03] vs the student [0.02, 0.03, 0.92, 0.03]
+    expected = 0.02 * math.log(0.02 / 0.02) + 0.95 * math.log(0.95 / 0.92) + 0.03 * math.log(0.03 / 0.03)
+    assert folded.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_folded_top_k_kl_merges_entries_that_become_one_token():
+    student, teacher, labels, token_map = _two_script_case()
+    top = teacher.topk(4, dim=-1)
+    folded_full = kl_divergence(student, teacher, labels, 1.0, token_map)
+    folded_top = top_k_kl_divergence(student, TopK(top.values, top.indices), labels, 1.0, token_map)
+    torch.testing.assert_close(folded_top, folded_full)
+    # gradients agree too: the student is pulled towards 这, not 這
+    student.requires_grad_(True)
+    top_k_kl_divergence(student, TopK(top.values, top.indices), labels, 1.0, token_map).backward()
+    assert student.grad[0, 0, 1] > 0 > student.grad[0, 0, 2]
+
+
+def test_folding_with_the_identity_map_changes_nothing():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 5, 50), torch.randn(2, 5, 50)
+    labels = torch.tensor([[IGNORE_INDEX, 3, 4, 5, 6], [IGNORE_INDEX, 1, 2, IGNORE_INDEX, IGNORE_INDEX]])
+    identity = torch.arange(50)
+    torch.testing.assert_close(
+        kl_divergence(student, teacher, labels, 2.0, identity), kl_divergence(student, teacher, labels, 2.0)
+    )
+    top = teacher.topk(8, dim=-1)
+    top = TopK(top.values, top.indices)
+    torch.testing.assert_close(
+        top_k_kl_divergence(student, top, labels, 2.0, identity), top_k_kl_divergence(student, top, labels, 2.0)
+    )

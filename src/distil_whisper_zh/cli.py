@@ -282,6 +282,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
         eval_data=args.eval_data or [],
         weights=LossWeights(args.ce_weight, args.kl_weight, args.temperature),
         teacher_top_k=args.teacher_top_k,
+        keep_teacher_script=args.keep_teacher_script,
         training=_training_options(args),
     )
     _print_training_summary(run_distillation(options))
@@ -472,6 +473,12 @@ def _arguments_distill(sub: argparse.ArgumentParser) -> None:
         default=0,
         help="cache the teacher's K largest logits per position once and take the KL over them "
         "(about halves a cached step; 0 = full teacher distribution every step)",
+    )
+    loss.add_argument(
+        "--keep-teacher-script",
+        action="store_true",
+        help="KL against the teacher's distribution as it is; by default its Traditional tokens count as their "
+        "Simplified forms (這 -> 这), so the KL does not pull the student towards Traditional output",
     )
     _add_training_arguments(sub, learning_rate=1e-4)
 

@@ -42,44 +42,71 @@ def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.T
 
 
 def kl_divergence(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    token_map: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean over labelled positions of KL(teacher || student), both softened by `temperature`, times T^2."""
-    mask = labels != IGNORE_INDEX
-    student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
-    teacher_log_probs = F.log_softmax(teacher_logits[mask].float() / temperature, dim=-1)
-    per_position = F.kl_div(student_log_probs, teacher_log_probs, log_target=True, reduction="none").sum(-1)
-    if per_position.numel() == 0:
-        return student_logits.sum() * 0.0
-    return per_position.mean() * temperature**2
+    """Mean over labelled positions of KL(teacher || student), both softened by `temperature`, times T^2.
 
-
-def top_k_kl_divergence(
-    student_logits: torch.Tensor, teacher_top: TopK, labels: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """KL(teacher || student) over the teacher's k most likely tokens per position, times T^2.
-
-    The teacher's distribution is its softened top-k logits renormalised over those k tokens; the student's
-    log-probabilities are over the whole vocabulary, taken at the same tokens. With k = vocabulary size this is
-    exactly `kl_divergence`.
+    `token_map` (vocab,), if given, moves each token's teacher probability onto `token_map[token]` first (see
+    script.py: Traditional tokens onto their Simplified forms).
     """
     mask = labels != IGNORE_INDEX
     if not mask.any():
         return student_logits.sum() * 0.0
     student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
-    student_at_top = student_log_probs.gather(-1, teacher_top.ids[mask])
-    teacher_log_probs = F.log_softmax(teacher_top.values[mask].float() / temperature, dim=-1)
-    per_position = (teacher_log_probs.exp() * (teacher_log_probs - student_at_top)).sum(-1)
+    teacher_probs = F.softmax(teacher_logits[mask].float() / temperature, dim=-1)
+    if token_map is not None:
+        index = token_map.to(teacher_probs.device).expand_as(teacher_probs)
+        teacher_probs = torch.zeros_like(teacher_probs).scatter_add_(-1, index, teacher_probs)
+    per_position = (torch.xlogy(teacher_probs, teacher_probs) - teacher_probs * student_log_probs).sum(-1)
+    return per_position.mean() * temperature**2
+
+
+def top_k_kl_divergence(
+    student_logits: torch.Tensor,
+    teacher_top: TopK,
+    labels: torch.Tensor,
+    temperature: float,
+    token_map: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """KL(teacher || student) over the teacher's k most likely tokens per position, times T^2.
+
+    The teacher's distribution is its softened top-k logits renormalised over those k tokens; the student's
+    log-probabilities are over the whole vocabulary, taken at the same tokens. With k = vocabulary size this is
+    exactly `kl_divergence`. `token_map` renames the teacher's tokens first; entries that then share a token
+    count as one (their probabilities add up).
+    """
+    mask = labels != IGNORE_INDEX
+    if not mask.any():
+        return student_logits.sum() * 0.0
+    ids = teacher_top.ids[mask]
+    if token_map is not None:
+        ids = token_map.to(ids.device)[ids]
+    student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
+    student_at_top = student_log_probs.gather(-1, ids)
+    teacher_probs = F.softmax(teacher_top.values[mask].float() / temperature, dim=-1)
+    # each entry's token total: sum_i p_i log P(token_i) is the teacher's entropy term over distinct tokens
+    same_token = (ids.unsqueeze(-1) == ids.unsqueeze(-2)).float()
+    token_probs = (same_token @ teacher_probs.unsqueeze(-1)).squeeze(-1)
+    per_position = (teacher_probs * (token_probs.log() - student_at_top)).sum(-1)
     return per_position.mean() * temperature**2
 
 
 def distillation_loss(
-    student_logits: torch.Tensor, teacher: torch.Tensor | TopK, labels: torch.Tensor, weights: LossWeights
+    student_logits: torch.Tensor,
+    teacher: torch.Tensor | TopK,
+    labels: torch.Tensor,
+    weights: LossWeights,
+    token_map: torch.Tensor | None = None,
 ) -> LossParts:
-    """`teacher` is the teacher's full logits, or its cached top-k (see teacher_cache.py)."""
+    """`teacher` is the teacher's full logits, or its cached top-k (see teacher_cache.py); `token_map` folds the
+    teacher's probabilities onto other tokens before the KL (script.py)."""
     ce = cross_entropy(student_logits, labels)
     if isinstance(teacher, TopK):
-        kl = top_k_kl_divergence(student_logits, teacher, labels, weights.temperature)
+        kl = top_k_kl_divergence(student_logits, teacher, labels, weights.temperature, token_map)
     else:
-        kl = kl_divergence(student_logits, teacher, labels, weights.temperature)
+        kl = kl_divergence(student_logits, teacher, labels, weights.temperature, token_map)
     return LossParts(total=weights.ce_weight * ce + weights.kl_weight * kl, ce=ce, kl=kl)

@@ -17,6 +17,7 @@ from ..models.loading import load_config
 from ..training.loop import TrainBatch, Trainer, TrainSummary
 from ..training.options import TrainingOptions
 from .losses import LossWeights, TopK, distillation_loss
+from .script import simplified_token_map
 from .teacher_cache import TeacherTopK
 
 
@@ -31,6 +32,7 @@ class DistillOptions:
     eval_data: list[str] = field(default_factory=list)  # held-out specs for dev CER (best checkpoint by it)
     weights: LossWeights = field(default_factory=LossWeights)
     teacher_top_k: int = 0  # >0: cache the teacher's k largest logits per position once (0: full logits live)
+    keep_teacher_script: bool = False  # True: KL against the teacher as is (Traditional tokens keep their mass)
     training: TrainingOptions = field(default_factory=TrainingOptions)
 
     def __post_init__(self) -> None:
@@ -67,6 +69,9 @@ class Distiller(Trainer):
         self.options = options
         super().__init__(options.data, options.eval_data, options.out, options.training)
         self.teacher_top = self.build_teacher_cache() if options.teacher_top_k else None
+        # the teacher's Traditional tokens count as their Simplified forms in the KL (labels are Simplified)
+        tokenizer = self.processor.tokenizer
+        self.token_map = None if options.keep_teacher_script else simplified_token_map(tokenizer)
 
     def build_teacher_cache(self) -> TeacherTopK:
         size = self.training.batch_size
@@ -119,7 +124,7 @@ class Distiller(Trainer):
             teacher = TopK(*self.teacher_top.get(batch.keys, ids.shape[1], ids.device))
         else:
             teacher = self.teacher_logits(batch, student_states)
-        parts = distillation_loss(student_logits, teacher, batch.decoder.labels, self.options.weights)
+        parts = distillation_loss(student_logits, teacher, batch.decoder.labels, self.options.weights, self.token_map)
         return {"loss": parts.total, "ce": parts.ce, "kl": parts.kl}
 
     @torch.no_grad()

@@ -1,0 +1,35 @@
+"""Teacher distributions moved from Traditional to Simplified tokens, so the KL term teaches Simplified output.
+
+Multilingual Whisper answers Mandarin in Traditional characters about half the time. Its distribution at a position
+whose (Simplified) label is 这 puts much of its mass on 這; a KL term against that distribution pulls the student
+back towards Traditional output while the cross-entropy term pulls it towards the label. Folding each Traditional
+token's probability onto the token that starts its Simplified spelling (這 -> 这, 什麼 -> 什么) removes the conflict:
+the student learns the teacher's uncertainty between *words*, not between scripts (losses.py applies the map).
+
+Tokens that are not whole characters (byte pieces of a rarer character) cannot be converted on their own and are
+left as they are; so are tokens without a Traditional form.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..text import to_simplified
+
+REPLACEMENT_CHARACTER = "\ufffd"  # what a byte piece of a multi-byte character decodes to
+
+
+def simplified_token_map(tokenizer) -> torch.Tensor:
+    """(vocab,) long tensor: token id -> the id that starts its Simplified spelling (itself when unchanged).
+
+    Only text tokens (ids below <|endoftext|>) are looked at; special and timestamp tokens map to themselves.
+    """
+    mapping = torch.arange(len(tokenizer), dtype=torch.long)
+    for token_id in range(tokenizer.eos_token_id):
+        text = tokenizer.decode([token_id])
+        if REPLACEMENT_CHARACTER in text:
+            continue
+        simplified = to_simplified(text)
+        if simplified != text:
+            mapping[token_id] = tokenizer.encode(simplified, add_special_tokens=False)[0]
+    return mapping
