@@ -1,12 +1,15 @@
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from distil_whisper_zh.cli import main
+from distil_whisper_zh.data import Utterance
 from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.student import CreateStudentOptions, create_student
-from distil_whisper_zh.training.loop import global_batches
+from distil_whisper_zh.training.loop import example_weights, global_batches
 from distil_whisper_zh.training.options import TrainingOptions
 
 
@@ -189,3 +192,34 @@ def test_training_options_are_validated():
         TrainingOptions(eval_every=-1)
     with pytest.raises(DwzError, match="--stop-after-steps must be at least 1"):
         TrainingOptions(stop_after_steps=0)
+
+
+def test_dataset_weights_repeat_clips_within_an_epoch():
+    weights = [3.0, 3.0, 1.0, 1.0, 1.0, 1.0]  # two clips of a real dataset weighted 3, four synthetic ones
+    batches = global_batches(6, 2, epoch=0, seed=0, weights=weights)
+    assert len(batches) == 5 and all(len(b) == 2 for b in batches)  # 10 draws an epoch
+    drawn = [i for b in batches for i in b]
+    assert sorted(drawn) == [0, 0, 0, 1, 1, 1, 2, 3, 4, 5]
+    assert batches == global_batches(6, 2, epoch=0, seed=0, weights=weights)
+    halves = [0.5] * 4 + [1.0] * 4  # half-weight clips appear in about every other epoch
+    seen = [sum(i < 4 for b in global_batches(8, 2, epoch=e, seed=0, weights=halves) for i in b) for e in range(40)]
+    assert 1.0 < sum(seen) / len(seen) < 3.0
+    assert all(len(global_batches(8, 2, epoch=e, seed=0, weights=halves)) == 3 for e in range(10))
+
+
+def test_example_weights_name_the_datasets():
+    clips = [Utterance("a", Path("a.wav"), "好", fields={"dataset": "tts"}), Utterance("b", Path("b.wav"), "好")]
+    clips[1].fields["dataset"] = "train"
+    assert example_weights(clips, {}) is None
+    assert example_weights(clips, {"train": 3.0}) == [1.0, 3.0]
+    with pytest.raises(DwzError, match=r"--dataset-weight real=\.\.\.: no training clips .*datasets: train, tts"):
+        example_weights(clips, {"real": 2.0})
+    with pytest.raises(DwzError, match="weights must be positive"):
+        TrainingOptions(dataset_weights={"train": 0.0})
+
+
+def test_dataset_weight_flag_needs_name_and_number(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["distill", "--student", "s", "--teacher", "t", "--data", "d", "--out", "o", "--dataset-weight", "3"])
+    assert exit_info.value.code == 2
+    assert "expected NAME=WEIGHT (e.g. train=3), got '3'" in capsys.readouterr().err

@@ -219,6 +219,15 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
     train.add_argument("--gradient-accumulation-steps", type=int, default=1)
     train.add_argument("--epochs", type=float, default=3.0)
     train.add_argument("--max-steps", type=int, default=None, help="overrides --epochs")
+    train.add_argument(
+        "--dataset-weight",
+        action="append",
+        type=_dataset_weight,
+        default=[],
+        metavar="NAME=W",
+        help="sample the clips of dataset NAME W times as often (repeatable; NAME as in the labels' `dataset` "
+        "field or the spec's dataset name, e.g. train=3 to see the real clips three times an epoch)",
+    )
     train.add_argument("--eval-every", type=int, default=100, help="steps between dev-CER evaluations")
     train.add_argument("--save-every", type=int, default=100, help="steps between checkpoints")
     train.add_argument("--max-eval-utterances", type=int, default=200)
@@ -236,6 +245,16 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
     train.add_argument("--threads", type=int, default=None)
 
 
+def _dataset_weight(text: str) -> tuple[str, float]:
+    name, sep, weight = text.rpartition("=")
+    try:
+        if not (sep and name):
+            raise ValueError
+        return name, float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT (e.g. train=3), got {text!r}") from None
+
+
 def _training_options(args: argparse.Namespace):
     from .training.options import TrainingOptions
 
@@ -248,6 +267,7 @@ def _training_options(args: argparse.Namespace):
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         epochs=args.epochs,
         max_steps=args.max_steps,
+        dataset_weights=dict(args.dataset_weight),
         eval_every=args.eval_every,
         save_every=args.save_every,
         max_eval_utterances=args.max_eval_utterances,

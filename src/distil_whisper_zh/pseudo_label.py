@@ -281,7 +281,7 @@ def load_labels(folder: str | Path) -> SpeechDataset:
             audio=Path(r["audio"]),
             text=r["text"],
             duration=r["duration"],
-            fields={"reference": r["reference"]},
+            fields={"reference": r["reference"], "dataset": r["dataset"]},
         )
         for r in rows
     ]

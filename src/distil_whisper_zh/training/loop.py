@@ -95,6 +95,8 @@ def load_training_data(specs: list[str], log: SkipLog | None = None) -> list[Utt
     for spec in specs:
         dataset: SpeechDataset = load_labels(spec) if (Path(spec) / LABELS_FILE).is_file() else load_dataset_spec(spec)
         log.extend(dataset.skipped)
+        for utterance in dataset.utterances:
+            utterance.fields.setdefault("dataset", dataset.name)  # for --dataset-weight
         utterances += screen(dataset.utterances, TRAINING_SCREEN, log, dataset.name)
     seen: set[str] = set()
     duplicates = [u.id for u in utterances if u.id in seen or seen.add(u.id)]
@@ -121,12 +123,49 @@ def load_eval_data(specs: list[str], limit: int, log: SkipLog) -> list[Utterance
     return utterances
 
 
-def global_batches(num_examples: int, global_batch: int, epoch: int, seed: int) -> list[list[int]]:
-    """This epoch's batches of example indices; the last, smaller batch is dropped (equal step sizes)."""
+def epoch_size(weights: list[float] | None, num_examples: int) -> int:
+    """Clips drawn per epoch: each clip as often as its dataset's weight says (once when unweighted)."""
+    return num_examples if weights is None else math.floor(sum(weights))
+
+
+def epoch_order(num_examples: int, epoch: int, seed: int, weights: list[float] | None = None) -> list[int]:
+    """This epoch's clip indices, shuffled. A clip of weight w appears floor(w) times, plus once more with
+    probability w - floor(w) (drawn from the same seeded stream, so the order is a pure function of its inputs)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(num_examples, generator=generator).tolist()
-    count = max(1, num_examples // global_batch)
+    if weights is None:
+        return torch.randperm(num_examples, generator=generator).tolist()
+    w = torch.tensor(weights, dtype=torch.float64)
+    repeats = w.floor().long()
+    repeats += (torch.rand(len(weights), generator=generator, dtype=torch.float64) < w - repeats).long()
+    pool = torch.repeat_interleave(torch.arange(len(weights)), repeats)
+    return pool[torch.randperm(len(pool), generator=generator)].tolist()
+
+
+def global_batches(
+    num_examples: int, global_batch: int, epoch: int, seed: int, weights: list[float] | None = None
+) -> list[list[int]]:
+    """This epoch's batches of example indices, `epoch_size // global_batch` of them, all full (a last, smaller
+    batch is dropped; a weighted epoch that drew fewer clips than its expected size wraps around)."""
+    order = epoch_order(num_examples, epoch, seed, weights)
+    count = max(1, epoch_size(weights, num_examples) // global_batch)
+    needed = count * global_batch
+    order = (order * math.ceil(needed / max(1, len(order))))[:needed] if len(order) < needed else order
     return [order[i * global_batch : (i + 1) * global_batch] for i in range(count)]
+
+
+def example_weights(utterances: list[Utterance], dataset_weights: dict[str, float]) -> list[float] | None:
+    """Per-clip sampling weights from `--dataset-weight NAME=W` (None when no weights are given).
+
+    A clip's dataset is the `dataset` field of its pseudo-label row, or the name of the dataset spec it came from.
+    """
+    if not dataset_weights:
+        return None
+    names = [u.fields.get("dataset", "") for u in utterances]
+    unknown = sorted(set(dataset_weights) - set(names))
+    if unknown:
+        known = ", ".join(sorted(set(names)))
+        raise DwzError(f"--dataset-weight {unknown[0]}=...: no training clips from that dataset (datasets: {known})")
+    return [dataset_weights.get(name, 1.0) for name in names]
 
 
 def dev_cer(model, processor, utterances: list[Utterance], batch_size: int) -> float:
@@ -176,6 +215,7 @@ class Trainer:
             self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
         self.processor = self.model.processor
         self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in self.utterances]
+        self.weights = example_weights(self.utterances, training.dataset_weights)
         self.freeze()
         self.caches = self.build_caches() if training.cache_encoder_states else {}
 
@@ -253,7 +293,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, len(self.utterances) // self.global_batch)
+        return max(1, epoch_size(self.weights, len(self.examples)) // self.global_batch)
 
     @property
     def total_steps(self) -> int:
@@ -349,7 +389,7 @@ class Trainer:
     def micro_batches(self, step: int) -> list[list[int]]:
         """This process's micro-batches for optimizer step `step` (deterministic: resumable, shardable)."""
         epoch, position = divmod(step, self.steps_per_epoch)
-        batch = global_batches(len(self.examples), self.global_batch, epoch, self.training.seed)[position]
+        batch = global_batches(len(self.examples), self.global_batch, epoch, self.training.seed, self.weights)[position]
         mine = batch[self.accelerator.process_index :: self.accelerator.num_processes]
         size = self.training.batch_size
         return [mine[i : i + size] for i in range(0, len(mine), size)]

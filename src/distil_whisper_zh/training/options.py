@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from transformers import SchedulerType
 
@@ -22,6 +22,9 @@ class TrainingOptions:
     batch_size: int = 16  # clips per process per micro-batch
     gradient_accumulation_steps: int = 1
     epochs: float = 3.0
+    # dataset name -> sampling weight: a clip of weight 3 is seen three times an epoch, 0.5 every other epoch
+    # on average (e.g. more real recordings among synthetic ones); datasets not named keep weight 1
+    dataset_weights: dict[str, float] = field(default_factory=dict)
     max_steps: int | None = None  # overrides epochs
     eval_every: int = 100  # optimizer steps between dev-CER evaluations; 0 = only at the end
     save_every: int = 100  # optimizer steps between checkpoints (OUT/checkpoints/last)
@@ -57,6 +60,11 @@ class TrainingOptions:
             raise DwzError(f"--lr-scheduler {self.lr_scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
         if self.learning_rate <= 0:
             raise DwzError(f"--learning-rate must be positive, got {self.learning_rate}")
+        for name, weight in self.dataset_weights.items():
+            if not weight > 0:
+                raise DwzError(
+                    f"--dataset-weight {name}={weight}: weights must be positive (leave a dataset out instead)"
+                )
         if self.max_steps is None and self.epochs <= 0:
             raise DwzError(f"--epochs must be positive, got {self.epochs}")
         if self.max_steps is not None and self.max_steps < 1:
