@@ -89,8 +89,7 @@ def top_k_kl_divergence(
     student_at_top = student_log_probs.gather(-1, ids)
     teacher_probs = F.softmax(teacher_top.values[mask].float() / temperature, dim=-1)
     # each entry's token total: sum_i p_i log P(token_i) is the teacher's entropy term over distinct tokens
-    same_token = (ids.unsqueeze(-1) == ids.unsqueeze(-2)).float()
-    token_probs = (same_token @ teacher_probs.unsqueeze(-1)).squeeze(-1)
+    token_probs = torch.zeros_like(student_log_probs).scatter_add_(-1, ids, teacher_probs).gather(-1, ids)
     per_position = (teacher_probs * (token_probs.log() - student_at_top)).sum(-1)
     return per_position.mean() * temperature**2
 
