@@ -106,3 +106,19 @@ def test_python_dash_m_entry_point():
     assert result.returncode == 0
     for command in ("transcribe", "evaluate", "count-params", "import-teacher"):
         assert command in result.stdout
+
+
+def test_evaluate_keeps_two_datasets_of_one_name_apart(tiny_model_dir, small_manifest, tmp_path):
+    rows = small_manifest.read_text(encoding="utf-8").splitlines()
+    rows = [r.replace('"clips/', f'"{small_manifest.parent}/clips/') for r in rows]  # absolute audio paths
+    specs = []
+    for folder, count in (("a", 3), ("b", 2)):  # two dev.jsonl, as `dwz split` writes them
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "dev.jsonl").write_text("\n".join(rows[:count]) + "\n", encoding="utf-8")
+        specs += ["--data", str(tmp_path / folder / "dev.jsonl")]
+    report = tmp_path / "report"
+    argv = ["evaluate", "--model", str(tiny_model_dir), "--report", str(report), "--batch-size", "2"]
+    assert main([*argv, *specs]) == 0
+    results = json.loads((report / "report.json").read_text(encoding="utf-8"))["results"]
+    assert [(r["dataset"], r["utterances"]) for r in results] == [("dev", 3), ("dev-2", 2)]
+    assert len({r["hypotheses_file"] for r in results}) == 2

@@ -223,3 +223,14 @@ def test_dataset_weight_flag_needs_name_and_number(capsys):
         main(["distill", "--student", "s", "--teacher", "t", "--data", "d", "--out", "o", "--dataset-weight", "3"])
     assert exit_info.value.code == 2
     assert "expected NAME=WEIGHT (e.g. train=3), got '3'" in capsys.readouterr().err
+
+
+def test_a_rerun_on_relabelled_data_starts_afresh(student_dir, tiny_model_dir, small_manifest, tmp_path, capsys):
+    out = tmp_path / "out"
+    run_distillation(_options(student_dir, tiny_model_dir, small_manifest, out, max_steps=2))
+    capsys.readouterr()
+    rows = small_manifest.read_text(encoding="utf-8").splitlines()
+    relabelled = [rows[0].replace('"text": "', '"text": "好')] + rows[1:]  # same paths, one label changed
+    small_manifest.write_text("\n".join(relabelled) + "\n", encoding="utf-8")
+    run_distillation(_options(student_dir, tiny_model_dir, small_manifest, out, max_steps=2))
+    assert "is from a run with other options; starting afresh" in capsys.readouterr().out

@@ -146,8 +146,10 @@ def usable_datasets(options: EvaluateOptions, log: SkipLog, report_dir: Path) ->
     """Each dataset's clips that can be scored (file sound, long enough, a reference with characters); the others
     go to `log` and REPORT/skipped.jsonl. Latin-only references are scored (letters are characters too)."""
     datasets = []
+    names: set[str] = set()
     for spec in options.data:
-        dataset = _limited(load_dataset_spec(spec), options.limit)
+        dataset = _limited(_unique_name(load_dataset_spec(spec), names), options.limit)
+        names.add(dataset.name)
         log.extend(dataset.skipped)
         usable = screen(dataset.utterances, SCORABLE, log, dataset.name)
         if usable:
@@ -170,10 +172,26 @@ def _decoders(model: str, options: EvaluateOptions, runtime: Runtime, with_assis
         yield WhisperDecoder(loaded, options.decoding, assistant=assistant)
 
 
+def _unique_name(dataset: SpeechDataset, taken: set[str]) -> SpeechDataset:
+    """Two --data with one name (a/dev.jsonl, b/dev.jsonl) must not share a row, a baseline or a file: the later
+    one becomes dev-2 (its skipped clips are renamed with it)."""
+    if dataset.name not in taken:
+        return dataset
+    number = 2
+    while f"{dataset.name}-{number}" in taken:
+        number += 1
+    return _renamed(dataset, f"{dataset.name}-{number}", dataset.utterances)
+
+
+def _renamed(dataset: SpeechDataset, name: str, utterances: list) -> SpeechDataset:
+    skipped = [replace(item, dataset=name) for item in dataset.skipped]
+    return SpeechDataset(name, dataset.spec, utterances, skipped)
+
+
 def _limited(dataset: SpeechDataset, limit: int | None) -> SpeechDataset:
     if limit is None or limit >= len(dataset):
         return dataset
-    return SpeechDataset(f"{dataset.name}-first{limit}", dataset.spec, dataset.utterances[:limit])
+    return _renamed(dataset, f"{dataset.name}-first{limit}", dataset.utterances[:limit])
 
 
 def _warm_up(decoder: Decoder) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..audio import SAMPLE_RATE
 from ..data import Utterance
 from ..decoding import batches_by_length
 
@@ -72,7 +73,7 @@ class EncoderCache:
         with torch.inference_mode(), tqdm(total=len(keys), desc=f"cache {name}", unit="clip") as bar:
             for batch in batches_by_length(utterances, batch_size):
                 features = processor.feature_extractor(
-                    [u.load() for u in batch], sampling_rate=16_000, return_tensors="pt"
+                    [u.load() for u in batch], sampling_rate=SAMPLE_RATE, return_tensors="pt"
                 ).input_features
                 output = encoder(features.to(device, encoder.dtype)).last_hidden_state
                 for utterance, row in zip(batch, output.float().cpu().numpy(), strict=True):

@@ -10,6 +10,7 @@ Batches are a pure function of (seed, step), so a resumed or sharded run sees ex
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import shutil
@@ -22,6 +23,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from ..audio import SAMPLE_RATE
 from ..data import SpeechDataset, Utterance, load_dataset_spec
 from ..decoding import WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
 from ..errors import DwzError
@@ -43,6 +45,7 @@ from .checkpoint import (
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
 
+MAX_GRAD_NORM = 1.0  # gradients are clipped to this global L2 norm before every optimizer step
 RUN_FILE = "run.json"  # in a checkpoint: the options of the run that wrote it
 # Options that do not change what a run computes: a rerun that differs only in these continues the checkpoint.
 RUN_IDENTITY_IGNORES = ("resume", "stop_after_steps", "save_every", "log_every", "threads", "strict")
@@ -118,9 +121,22 @@ def load_eval_data(specs: list[str], limit: int, log: SkipLog) -> list[Utterance
     for spec in specs:
         dataset = load_dataset_spec(spec)
         log.extend(dataset.skipped)
-        utterances += screen(dataset.utterances[: max(0, limit - len(utterances))], rules, log, dataset.name)
+        remaining = dataset.utterances
+        while remaining and len(utterances) < limit:  # screen a slice at a time: bad clips do not shrink the set
+            wanted = limit - len(utterances)
+            utterances += screen(remaining[:wanted], rules, log, dataset.name)
+            remaining = remaining[wanted:]
     log.check_strict()
     return utterances
+
+
+def training_data_fingerprint(utterances: list[Utterance]) -> str:
+    """A hash of the training clips' ids, audio paths and labels, in order."""
+    digest = hashlib.sha256()
+    for u in utterances:
+        audio = str(u.audio) if isinstance(u.audio, (str, Path)) else "<in memory>"
+        digest.update(f"{u.id}\t{audio}\t{u.text}\n".encode())
+    return digest.hexdigest()
 
 
 def epoch_size(weights: list[float] | None, num_examples: int) -> int:
@@ -251,7 +267,9 @@ class Trainer:
         options = getattr(self, "options", None)  # the subclass's options dataclass, set before __init__
         identity = asdict(options) if is_dataclass(options) else {}
         training = {k: v for k, v in asdict(self.training).items() if k not in RUN_IDENTITY_IGNORES}
-        return json.loads(json.dumps({**identity, "training": training}, default=str))
+        # the same --data paths with other contents (labels made again with other options) are another run
+        data = training_data_fingerprint(self.utterances)
+        return json.loads(json.dumps({**identity, "training": training, "data": data}, default=str))
 
     def should_resume(self) -> bool:
         """Continue OUT/checkpoints/last when it is complete and from this same run (so rerunning the command that
@@ -334,7 +352,7 @@ class Trainer:
             states = {name: cache.get(keys, device, dtype) for name, cache in self.caches.items()}
             return TrainBatch(keys, decoder, cached_states=states)
         features = self.processor.feature_extractor(
-            [e.utterance.load() for e in examples], sampling_rate=16_000, return_tensors="pt"
+            [e.utterance.load() for e in examples], sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features
         return TrainBatch(keys, decoder, features=features.to(device, dtype))
 
@@ -404,7 +422,7 @@ class Trainer:
                 self.accelerator.backward(parts["loss"] / len(micro_batches))
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value.item() / len(micro_batches)
-        self.accelerator.clip_grad_norm_(self.trainable_parameters(), 1.0)
+        self.accelerator.clip_grad_norm_(self.trainable_parameters(), MAX_GRAD_NORM)
         optimizer.step()
         scheduler.step()
         self.after_optimizer_step(model, step)
