@@ -230,7 +230,7 @@ def test_a_rerun_on_relabelled_data_starts_afresh(student_dir, tiny_model_dir, s
     run_distillation(_options(student_dir, tiny_model_dir, small_manifest, out, max_steps=2))
     capsys.readouterr()
     rows = small_manifest.read_text(encoding="utf-8").splitlines()
-    relabelled = [rows[0].replace('"text": "', '"text": "好')] + rows[1:]  # same paths, one label changed
+    relabelled = [rows[0].replace('"text": "', '"text": "好'), *rows[1:]]  # same paths, one label changed
     small_manifest.write_text("\n".join(relabelled) + "\n", encoding="utf-8")
     run_distillation(_options(student_dir, tiny_model_dir, small_manifest, out, max_steps=2))
     assert "is from a run with other options; starting afresh" in capsys.readouterr().out
