@@ -77,6 +77,7 @@ def test_backend_options_are_checked():
 def test_one_report_compares_both_runtimes(tiny_model_dir, tiny_ct2_dir, small_manifest, tmp_path):
     report = tmp_path / "report"
     argv = ["evaluate", "--model", str(tiny_model_dir), "--model", str(tiny_ct2_dir), "--no-fallback"]
+    argv += ["--compute-type", "int8"]  # quantises the CTranslate2 model; the transformers one stays float32
     assert main([*argv, "--data", str(small_manifest), "--report", str(report), "--batch-size", "2"]) == 0
     data = json.loads((report / "report.json").read_text(encoding="utf-8"))
     first, second = data["results"]
@@ -86,6 +87,12 @@ def test_one_report_compares_both_runtimes(tiny_model_dir, tiny_ct2_dir, small_m
     assert first["hypotheses_file"] != second["hypotheses_file"]
     assert "ctranslate2" in data["versions"] and data["backend"]["backend"] == "auto"
     assert "| ctranslate2 |" in (report / "report.md").read_text(encoding="utf-8")
+
+
+def test_compute_type_without_a_ctranslate2_model_is_an_error(tiny_model_dir, small_manifest, tmp_path, capsys):
+    argv = ["evaluate", "--model", str(tiny_model_dir), "--compute-type", "int8", "--data", str(small_manifest)]
+    assert main([*argv, "--report", str(tmp_path / "report")]) == 2
+    assert "no --model runs on CTranslate2; use --dtype" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -116,11 +116,14 @@ def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
     report_dir = Path(options.report)
     log = SkipLog(options.strict)
     datasets = usable_datasets(options, log, report_dir)
-    for model in options.models:  # fail on a bad model argument before any heavy work
-        if choose_backend(model, options.backend.backend) == "transformers":
+    backends = [choose_backend(model, options.backend.backend) for model in options.models]
+    for model, backend in zip(options.models, backends, strict=True):  # bad model arguments fail before heavy work
+        if backend == "transformers":
             resolve_model(model)
         else:
             ct2_model_dir(model)
+    if options.backend.compute_type != "default" and "ctranslate2" not in backends:
+        raise DwzError("--compute-type is a CTranslate2 option and no --model runs on CTranslate2; use --dtype")
     if options.backend.assistant and choose_backend(options.models[0], options.backend.backend) != "transformers":
         raise DwzError(f"--assistant needs the first --model on the transformers backend, not {options.models[0]}")
     device = resolve_device(options.device)
@@ -164,7 +167,10 @@ def usable_datasets(options: EvaluateOptions, log: SkipLog, report_dir: Path) ->
 
 def _decoders(model: str, options: EvaluateOptions, runtime: Runtime, with_assistant: bool) -> Iterator[Decoder]:
     """The model's decoder; for the first model with `--assistant`, then the same model with the assistant."""
-    decoder = make_decoder(model, options.decoding, replace(options.backend, assistant=None), runtime)
+    backend = replace(options.backend, assistant=None)
+    if choose_backend(model, backend.backend) == "transformers":  # --compute-type is for the CTranslate2 models
+        backend = replace(backend, compute_type="default")
+    decoder = make_decoder(model, options.decoding, backend, runtime)
     yield decoder
     if with_assistant and options.backend.assistant:
         loaded = decoder.loaded
