@@ -1,6 +1,9 @@
 """SRT and WebVTT output: timestamps, numbering, header; one subtitle file per input."""
 
+import shutil
+
 import pytest
+import soundfile as sf
 
 from distil_whisper_zh.cli import main
 from distil_whisper_zh.decoding import Segment
@@ -52,3 +55,21 @@ def test_several_inputs_get_one_subtitle_file_each(tiny_model_dir, small_manifes
     assert written == sorted(p.stem + ".vtt" for p in clips.iterdir())
     for path in (tmp_path / "subs").iterdir():
         assert path.read_text(encoding="utf-8").startswith("WEBVTT\n")
+
+
+def test_one_input_into_an_output_folder_and_same_named_inputs(tiny_model_dir, small_manifest, tmp_path, capsys):
+    clip = sorted((small_manifest.parent / "clips").glob("*.flac"))[0]
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    argv = ["transcribe", "--model", str(tiny_model_dir), "--format", "srt", "--no-fallback"]
+    assert main([*argv, str(clip), "--output", str(subs)]) == 0  # an existing folder: DIR/<stem>.srt
+    assert [p.name for p in subs.iterdir()] == [f"{clip.stem}.srt"]
+    assert main([*argv, str(clip), "--output", f"{tmp_path / 'new'}/"]) == 0  # a trailing slash: a new folder
+    assert (tmp_path / "new" / f"{clip.stem}.srt").is_file()
+    twin = tmp_path / "twins"
+    twin.mkdir()
+    shutil.copy(clip, twin / "a.flac")
+    sf.write(twin / "a.wav", sf.read(clip)[0], 16000)
+    capsys.readouterr()
+    assert main([*argv, str(twin / "a.flac"), str(twin / "a.wav")]) == 2  # both would write a.srt
+    assert "would overwrite each other's subtitles" in capsys.readouterr().err

@@ -132,7 +132,8 @@ def report_skipped(log: SkipLog, output: str | None) -> None:
     if not log.items:
         return
     if output:
-        path = log.write(Path(output).expanduser().parent / SKIPPED_FILE)
+        target = Path(output).expanduser()
+        path = log.write((target if target.is_dir() else target.parent) / SKIPPED_FILE)
         print(f"dwz transcribe: {log.summary()}, listed in {path}", file=sys.stderr)
         return
     for item in log.items:
@@ -143,15 +144,18 @@ def subtitle_outputs(files: list[Path], options: TranscribeOptions) -> list[Path
     """Where each file's subtitles go (None = standard output), or None when the format is not a subtitle one."""
     if options.format not in ("srt", "vtt"):
         return None
-    if len(files) == 1:
-        return [Path(options.output) if options.output else None]
-    if not options.output:
-        return [path.with_suffix(f".{options.format}") for path in files]
-    folder = Path(options.output)
-    if folder.is_file():
-        raise DwzError(f"--output {folder}: a file; with several inputs it must be a folder")
-    paths = [folder / f"{path.stem}.{options.format}" for path in files]
-    clashes = sorted({p.name for p in paths if paths.count(p) > 1})
+    output = options.output
+    into_folder = bool(output) and (Path(output).is_dir() or output.endswith(("/", "\\")))
+    if len(files) == 1 and not into_folder:
+        return [Path(output) if output else None]
+    if not output:
+        paths = [path.with_suffix(f".{options.format}") for path in files]  # beside each recording
+    else:
+        folder = Path(output)
+        if folder.is_file():
+            raise DwzError(f"--output {folder}: a file; with several inputs it must be a folder")
+        paths = [folder / f"{path.stem}.{options.format}" for path in files]
+    clashes = sorted({str(p) for p in paths if paths.count(p) > 1})
     if clashes:
         raise DwzError(f"inputs with the same name would overwrite each other's subtitles: {', '.join(clashes)}")
     return paths
