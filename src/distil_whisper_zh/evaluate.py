@@ -353,13 +353,14 @@ def _same_text_share(rows: list[dict], report_dir: Path, baseline: EvalResult | 
     if baseline is None or not rows:
         return None
     with (report_dir / baseline.hypotheses_file).open(encoding="utf-8") as handle:
-        theirs = {row["id"]: row["raw_hypothesis"] for row in map(json.loads, handle)}
-    return sum(theirs.get(row["id"]) == row["raw_hypothesis"] for row in rows) / len(rows)
+        theirs = {row["key"]: row["raw_hypothesis"] for row in map(json.loads, handle)}
+    return sum(theirs.get(row["key"]) == row["raw_hypothesis"] for row in rows) / len(rows)
 
 
 def _hypothesis_row(row: dict, counts: EditCounts, counts_numerals: EditCounts) -> dict:
     return {
         "id": row["id"],
+        "key": row["key"],  # id + audio file: ids repeat across folders
         "reference": row["reference"],
         "hypothesis": row["hypothesis"],
         "cer": counts.cer,
