@@ -44,6 +44,7 @@ from distil_whisper_zh.data import load_dataset_spec
 from distil_whisper_zh.decoding import DecodingOptions, WhisperDecoder
 from distil_whisper_zh.export import ExportOptions, export_ctranslate2
 from distil_whisper_zh.models import load_whisper
+from distil_whisper_zh.models.loading import load_config
 from distil_whisper_zh.runtime import resolve_device
 from distil_whisper_zh.speculative import make_assistant
 from distil_whisper_zh.student import CreateStudentOptions, create_student
@@ -310,7 +311,8 @@ def run(args: argparse.Namespace) -> dict:
     started, load = time.perf_counter(), _load_average()
     with tempfile.TemporaryDirectory(prefix="dwz-speed-") as tmp:
         student_dir, student_ct2 = prepare_students(args, Path(tmp))
-        args.student_label = f"{args.student or 'untrained'} ({args.student_decoder_layers} decoder layers)"
+        layers = load_config(str(student_dir)).decoder_layers  # a given --student has its own depth
+        args.student_label = f"{args.student or 'untrained'} ({layers} decoder layers)"
         decoders = measure_decoders(args, student_dir, audios, device, dtype)
         runtimes = measure_runtimes(args, student_dir, student_ct2, audios, args.threads)
         speculative = measure_speculative(args, student_dir, audios, device, dtype)
