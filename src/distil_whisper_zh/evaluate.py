@@ -234,7 +234,7 @@ def evaluate_one(
     result.skipped = len(log.for_dataset(dataset.name)) if log else 0
     result.backend = decoder.backend
     result.same_text_as_baseline = _same_text_share(scored, report_dir, baseline)
-    _write_jsonl(report_dir / result.hypotheses_file, sorted(scored, key=lambda row: row["id"]))
+    write_jsonl_atomic(report_dir / result.hypotheses_file, sorted(scored, key=lambda row: row["id"]))
     return result
 
 
@@ -369,14 +369,6 @@ def _hypothesis_row(row: dict, counts: EditCounts, counts_numerals: EditCounts) 
         "looped": row["looped"],
         "hit_token_cap": row["hit_token_cap"],
     }
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    temporary.replace(path)
 
 
 def _run_metadata(options: EvaluateOptions, device: torch.device, dtype: torch.dtype, threads: int) -> dict:
