@@ -385,6 +385,22 @@ def cmd_split(args: argparse.Namespace) -> None:
     print(f"train: {train} clips -> {args.out}/train.jsonl; dev: {dev} clips -> {args.out}/dev.jsonl")
 
 
+def cmd_sentences(args: argparse.Namespace) -> None:
+    from .sentences import SentencesOptions, write_sentences
+
+    options = SentencesOptions(
+        files=args.files,
+        out=args.out,
+        count=args.count,
+        min_chars=args.min_chars,
+        max_chars=args.max_chars,
+        format=args.format,
+        exclude=args.exclude,
+        seed=args.seed,
+    )
+    print(f"{write_sentences(options)} sentences -> {args.out}")
+
+
 def cmd_count_params(args: argparse.Namespace) -> None:
     from .models.params import count_model_parameters
 
@@ -553,6 +569,21 @@ def _arguments_split(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--seed", default="dwz")
 
 
+def _arguments_sentences(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("files", nargs="+", help="UTF-8 text files")
+    sub.add_argument("--out", required=True, help="the id<TAB>text file to write (the input of zh-tts)")
+    sub.add_argument("--count", type=int, default=1000, help="sentences in all, drawn evenly from the files")
+    sub.add_argument("--min-chars", type=int, default=8, help="Chinese characters a sentence has at least")
+    sub.add_argument("--max-chars", type=int, default=24, help="... and at most (longer ones are cut at commas)")
+    sub.add_argument(
+        "--format", default="auto", choices=("auto", "plain", "tagged"), help="tagged: word/tag tokens (auto: by file)"
+    )
+    sub.add_argument(
+        "--exclude", action="append", default=[], metavar="SPEC", help="a dataset whose texts are left out"
+    )
+    sub.add_argument("--seed", default="dwz")
+
+
 def _arguments_count_params(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("models", nargs="+")
     sub.add_argument("--json", action="store_true", help="print a JSON object {model: count}")
@@ -578,6 +609,7 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "demo": (cmd_demo, _arguments_demo, "the whole chain offline on the embedded corpus with the real whisper-base"),
     "export": (cmd_export, _arguments_export, "export to a CTranslate2 dir that faster-whisper loads"),
     "split": (cmd_split, _arguments_split, "deterministic train/dev split of a dataset by utterance id"),
+    "sentences": (cmd_sentences, _arguments_sentences, "sentences for known-text synthesis from text files"),
     "count-params": (cmd_count_params, _arguments_count_params, "exact parameter count of each model"),
 }
 

