@@ -58,6 +58,35 @@ def test_create_student_copies_the_chosen_layers(tiny_model_dir, tmp_path, token
     assert out.shape[0] == 1
 
 
+def _always_says(model, token_id: int) -> None:
+    """Make every decoder position's logits peak at `token_id` (constant final hidden state, one non-zero row)."""
+    with torch.no_grad():
+        model.model.decoder.layer_norm.weight.zero_()
+        model.model.decoder.layer_norm.bias.fill_(1.0)
+        model.proj_out.weight.zero_()
+        model.proj_out.weight[token_id] = 1.0
+
+
+def test_students_suppress_traditional_only_tokens(tiny_model_dir, tmp_path, tokenizer):
+    zhe, men = (tokenizer.convert_tokens_to_ids(tokenizer.tokenize(c))[0] for c in ("這", "們"))
+    simplified = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("这"))[0]
+    teacher_suppressed = set(load_whisper(str(tiny_model_dir)).model.generation_config.suppress_tokens)
+    summary = create_student(CreateStudentOptions(teacher=str(tiny_model_dir), out=str(tmp_path / "s")))
+    kept = create_student(CreateStudentOptions(str(tiny_model_dir), str(tmp_path / "k"), keep_teacher_script=True))
+    assert summary.suppressed_traditional > 300 and kept.suppressed_traditional == 0
+    student, keeper = load_whisper(str(tmp_path / "s")).model, load_whisper(str(tmp_path / "k")).model
+    suppressed = set(student.generation_config.suppress_tokens)
+    assert {zhe, men} <= suppressed and simplified not in suppressed and teacher_suppressed <= suppressed
+    assert set(keeper.generation_config.suppress_tokens) == teacher_suppressed
+    for model in (student, keeper):
+        _always_says(model, zhe)
+    features = torch.zeros(1, 80, 3000)
+    said = [
+        m.generate(features, language="zh", task="transcribe", max_new_tokens=4)[0].tolist() for m in (student, keeper)
+    ]
+    assert zhe in said[1] and zhe not in said[0]
+
+
 def test_explicit_layer_ids_are_checked(tiny_model_dir, tmp_path):
     with pytest.raises(DwzError, match="--decoder-layer-ids"):
         create_student(CreateStudentOptions(teacher=str(tiny_model_dir), out=str(tmp_path), decoder_layer_ids=[0, 9]))

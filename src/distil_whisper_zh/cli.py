@@ -190,6 +190,7 @@ def cmd_create_student(args: argparse.Namespace) -> None:
             decoder_layers=args.decoder_layers,
             decoder_layer_ids=args.decoder_layer_ids,
             encoder_layer_ids=args.encoder_layer_ids,
+            keep_teacher_script=args.keep_teacher_script,
         )
     )
     print(f"encoder layers from the teacher: {summary.encoder_layer_map}")
@@ -199,6 +200,8 @@ def cmd_create_student(args: argparse.Namespace) -> None:
         f"student parameters: {summary.student_params:,} "
         f"({100 * (1 - summary.student_params / summary.teacher_params):.1f}% fewer) -> {summary.out}"
     )
+    if summary.suppressed_traditional:
+        print(f"Traditional-only tokens suppressed in its generation config: {summary.suppressed_traditional}")
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: float) -> None:
@@ -492,6 +495,11 @@ def _arguments_create_student(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--decoder-layers", type=int, default=2)
     sub.add_argument("--decoder-layer-ids", type=int, nargs="+", default=None, help="explicit teacher layers")
     sub.add_argument("--encoder-layer-ids", type=int, nargs="+", default=None, help="explicit teacher layers")
+    sub.add_argument(
+        "--keep-teacher-script",
+        action="store_true",
+        help="do not suppress the teacher's Traditional-only tokens (這, 們, ...) in the student's generation config",
+    )
 
 
 def _arguments_distill(sub: argparse.ArgumentParser) -> None:

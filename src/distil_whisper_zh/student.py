@@ -2,6 +2,8 @@
 
 12 -> 2 decoder layers takes teacher layers 0 and 11; 6 -> 2 takes 0 and 5; 32 -> 3 takes 0, 16 and 31: the
 first and last layers are always kept (the last one talks to the output projection), the rest evenly spaced.
+The student's generation config also suppresses the teacher's Traditional-only tokens (這, 們, 什麼, ...): it is
+taught Simplified labels, and multilingual Whisper otherwise drifts into Traditional script for whole sentences.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from transformers import WhisperForConditionalGeneration
 
+from .distill.script import traditional_token_ids
 from .errors import DwzError
 from .models import load_whisper
 from .models.loading import load_config
@@ -48,6 +51,7 @@ class CreateStudentOptions:
     decoder_layers: int = 2
     decoder_layer_ids: list[int] | None = None  # explicit teacher decoder layers (overrides spacing)
     encoder_layer_ids: list[int] | None = None  # explicit teacher encoder layers
+    keep_teacher_script: bool = False  # True: do not suppress the teacher's Traditional-only tokens
 
 
 @dataclass
@@ -57,6 +61,7 @@ class StudentSummary:
     teacher_params: int
     student_params: int
     out: str
+    suppressed_traditional: int  # Traditional-only tokens added to the student's suppress_tokens
 
 
 def _layer_map(total: int, count: int | None, explicit: list[int] | None, stack: str) -> list[int]:
@@ -89,6 +94,12 @@ def shrink_whisper(
     return student
 
 
+def suppress_in_generation(model: WhisperForConditionalGeneration, token_ids: list[int]) -> None:
+    """Add `token_ids` to the tokens `generate` never emits (the model's own ones are kept)."""
+    config = model.generation_config
+    config.suppress_tokens = sorted(set(config.suppress_tokens or []) | set(token_ids))
+
+
 def create_student(options: CreateStudentOptions) -> StudentSummary:
     """Load the teacher, copy the chosen layers, save a complete student model dir."""
     config = load_config(options.teacher)  # layer counts are checked before the weights are loaded
@@ -96,10 +107,12 @@ def create_student(options: CreateStudentOptions) -> StudentSummary:
     decoder_map = _layer_map(config.decoder_layers, options.decoder_layers, options.decoder_layer_ids, "decoder")
     teacher = load_whisper(options.teacher)
     student = shrink_whisper(teacher.model, encoder_map, decoder_map)
+    suppressed = [] if options.keep_teacher_script else traditional_token_ids(teacher.processor.tokenizer)
+    suppress_in_generation(student, suppressed)
     out = Path(options.out)
     student.save_pretrained(out)
     teacher.processor.save_pretrained(out)
     teacher.processor.feature_extractor.save_pretrained(out)
     return StudentSummary(
-        encoder_map, decoder_map, count_parameters(teacher.model), count_parameters(student), str(out)
+        encoder_map, decoder_map, count_parameters(teacher.model), count_parameters(student), str(out), len(suppressed)
     )

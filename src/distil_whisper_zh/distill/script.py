@@ -8,6 +8,10 @@ the student learns the teacher's uncertainty between *words*, not between script
 
 Tokens that are not whole characters (byte pieces of a rarer character) cannot be converted on their own and are
 left as they are; so are tokens without a Traditional form.
+
+The same tokens are what `dwz create-student` suppresses in a student's generation config (`traditional_token_ids`):
+a student taught Simplified never needs them, and transformers' `generate`, its pipeline and a CTranslate2 export
+all honour `suppress_tokens`.
 """
 
 from __future__ import annotations
@@ -33,3 +37,9 @@ def simplified_token_map(tokenizer) -> torch.Tensor:
         if simplified != text:
             mapping[token_id] = tokenizer.encode(simplified, add_special_tokens=False)[0]
     return mapping
+
+
+def traditional_token_ids(tokenizer) -> list[int]:
+    """Text tokens that are whole words or characters written in Traditional-only forms (這, 們, 什麼, ...)."""
+    mapping = simplified_token_map(tokenizer)
+    return torch.nonzero(mapping != torch.arange(len(mapping))).flatten().tolist()
