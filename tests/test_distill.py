@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from distil_whisper_zh.cli import main
 from distil_whisper_zh.data import Utterance
 from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
 from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.student import CreateStudentOptions, create_student
 from distil_whisper_zh.training.loop import example_weights, global_batches
 from distil_whisper_zh.training.options import TrainingOptions
@@ -71,6 +73,22 @@ def test_frozen_encoder_is_untouched(student_dir, tiny_model_dir, small_manifest
     before, after = _weights(student_dir), _weights(tmp_path / "out")
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder."))
     assert not torch.equal(before["model.decoder.layers.0.fc1.weight"], after["model.decoder.layers.0.fc1.weight"])
+
+
+def test_dropout_changes_the_trained_decoder_only(student_dir, tiny_model_dir, small_manifest, tmp_path):
+    plain = run_distillation(_options(student_dir, tiny_model_dir, small_manifest, tmp_path / "plain"))
+    dropped = run_distillation(_options(student_dir, tiny_model_dir, small_manifest, tmp_path / "drop", dropout=0.3))
+    before, a, b = _weights(student_dir), _weights(tmp_path / "plain"), _weights(tmp_path / "drop")
+    assert all(torch.equal(before[k], b[k]) for k in before if k.startswith("model.encoder."))
+    assert not torch.equal(a["model.decoder.layers.0.fc1.weight"], b["model.decoder.layers.0.fc1.weight"])
+    assert plain.steps == dropped.steps == 4
+    saved = json.loads((tmp_path / "drop" / "config.json").read_text())
+    assert saved["dropout"] == 0.3
+    model = load_whisper(str(tmp_path / "drop")).model.train()
+    tokens = torch.tensor([[50258, 50260, 50359, 50363]])
+    states = torch.randn(1, 1500, model.config.d_model)
+    first, second = (model(encoder_outputs=(states,), decoder_input_ids=tokens).logits for _ in range(2))
+    assert not torch.allclose(first, second)  # the saved config trains with dropout again
 
 
 def test_cached_encoder_states_give_the_same_training(student_dir, tiny_model_dir, small_manifest, tmp_path):
@@ -192,6 +210,8 @@ def test_training_options_are_validated():
         TrainingOptions(eval_every=-1)
     with pytest.raises(DwzError, match="--stop-after-steps must be at least 1"):
         TrainingOptions(stop_after_steps=0)
+    with pytest.raises(DwzError, match=r"--dropout must be in \[0, 1\), got 1.5"):
+        TrainingOptions(dropout=1.5)
 
 
 def test_dataset_weights_repeat_clips_within_an_epoch():

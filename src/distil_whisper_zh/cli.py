@@ -216,6 +216,9 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
     train.add_argument("--cache-dir", default=None, help="folder of the encoder cache (default OUT/cache)")
     train.add_argument("--learning-rate", type=float, default=learning_rate)
     train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument(
+        "--dropout", type=float, default=None, help="residual dropout in the trained layers (default: the model's)"
+    )
     train.add_argument("--warmup-steps", type=int, default=50)
     train.add_argument("--lr-scheduler", default="linear", help="linear, cosine, constant_with_warmup, ...")
     train.add_argument("--batch-size", type=int, default=16)
@@ -264,6 +267,7 @@ def _training_options(args: argparse.Namespace):
     return TrainingOptions(
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
+        dropout=args.dropout,
         warmup_steps=args.warmup_steps,
         lr_scheduler=args.lr_scheduler,
         batch_size=args.batch_size,

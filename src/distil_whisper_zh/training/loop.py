@@ -22,6 +22,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import get_scheduler
+from transformers.models.whisper import modeling_whisper as hf_whisper
 
 from ..audio import SAMPLE_RATE
 from ..data import SpeechDataset, Utterance, load_dataset_spec
@@ -202,6 +203,23 @@ def _decode_cer(model, processor, utterances: list[Utterance], batch_size: int) 
     return total.cer
 
 
+WHISPER_STACKS = (
+    hf_whisper.WhisperEncoder,
+    hf_whisper.WhisperEncoderLayer,
+    hf_whisper.WhisperDecoder,
+    hf_whisper.WhisperDecoderLayer,
+)
+
+
+def set_dropout(model, probability: float) -> None:
+    """Residual and embedding dropout of every Whisper layer (attention dropout is left as configured); the
+    saved config records it. Frozen parts run in eval mode, so only trained layers drop anything."""
+    model.config.dropout = probability
+    for module in model.modules():
+        if isinstance(module, WHISPER_STACKS):
+            module.dropout = probability
+
+
 class Trainer:
     """One training run. Subclasses implement `load_model` and `compute_loss`, and may extend the hooks."""
 
@@ -230,6 +248,8 @@ class Trainer:
         with self.accelerator.main_process_first():  # a CTranslate2 import into the cache happens once
             self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
         self.processor = self.model.processor
+        if training.dropout is not None:
+            set_dropout(self.model.model, training.dropout)
         self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in self.utterances]
         self.weights = example_weights(self.utterances, training.dataset_weights)
         self.freeze()

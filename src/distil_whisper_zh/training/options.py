@@ -17,6 +17,7 @@ class TrainingOptions:
 
     learning_rate: float = 1e-4
     weight_decay: float = 0.0
+    dropout: float | None = None  # residual dropout of the model's layers while training (None: the config's)
     warmup_steps: int = 50
     lr_scheduler: str = "linear"  # any transformers scheduler name: linear, cosine, constant_with_warmup, ...
     batch_size: int = 16  # clips per process per micro-batch
@@ -58,6 +59,8 @@ class TrainingOptions:
             raise DwzError(f"--stop-after-steps must be at least 1, got {self.stop_after_steps}")
         if self.lr_scheduler not in SCHEDULERS:
             raise DwzError(f"--lr-scheduler {self.lr_scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise DwzError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.learning_rate <= 0:
             raise DwzError(f"--learning-rate must be positive, got {self.learning_rate}")
         for name, weight in self.dataset_weights.items():
