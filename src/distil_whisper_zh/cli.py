@@ -237,6 +237,11 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
     train.add_argument("--eval-every", type=int, default=100, help="steps between dev-CER evaluations")
     train.add_argument("--save-every", type=int, default=100, help="steps between checkpoints")
     train.add_argument("--max-eval-utterances", type=int, default=200)
+    train.add_argument(
+        "--eval-no-fallback",
+        action="store_true",
+        help="dev CER by plain greedy decoding (faster; default: with dwz evaluate's temperature fallback)",
+    )
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
     train.add_argument(
         "--stop-after-steps",
@@ -278,6 +283,7 @@ def _training_options(args: argparse.Namespace):
         eval_every=args.eval_every,
         save_every=args.save_every,
         max_eval_utterances=args.max_eval_utterances,
+        eval_fallback=not args.eval_no_fallback,
         freeze_encoder=not args.train_encoder,
         cache_encoder_states=args.cache_encoder_states,
         cache_dir=args.cache_dir,

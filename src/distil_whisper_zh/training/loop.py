@@ -185,18 +185,21 @@ def example_weights(utterances: list[Utterance], dataset_weights: dict[str, floa
     return [dataset_weights.get(name, 1.0) for name in names]
 
 
-def dev_cer(model, processor, utterances: list[Utterance], batch_size: int) -> float:
-    """Greedy CER of `model` on `utterances` (no temperature fallback: it is a trend, measured often)."""
+def dev_cer(model, processor, utterances: list[Utterance], batch_size: int, fallback: bool = True) -> float:
+    """Greedy CER of `model` on `utterances`, by default with the temperature fallback `dwz evaluate` uses: a few
+    looping outputs of a young student would otherwise decide which checkpoint is kept."""
     was_training = model.training
     model.eval()
     with torch.random.fork_rng():  # decoding seeds torch; training's random stream must not notice
-        cer = _decode_cer(model, processor, utterances, batch_size)
+        cer = _decode_cer(model, processor, utterances, batch_size, fallback)
     model.train(was_training)
     return cer
 
 
-def _decode_cer(model, processor, utterances: list[Utterance], batch_size: int) -> float:
-    decoder = WhisperDecoder(LoadedWhisper("model", "", model, processor), DecodingOptions(temperature_fallback=False))
+def _decode_cer(model, processor, utterances: list[Utterance], batch_size: int, fallback: bool) -> float:
+    decoder = WhisperDecoder(
+        LoadedWhisper("model", "", model, processor), DecodingOptions(temperature_fallback=fallback)
+    )
     total = EditCounts()
     for utterance, transcript, _ in transcribe_utterances(decoder, utterances, batch_size):
         total = total + utterance_counts(utterance.text or "", transcript.text)
@@ -466,7 +469,8 @@ class Trainer:
 
     def evaluate_and_keep_best(self, model, state: TrainState) -> float:
         unwrapped = self.accelerator.unwrap_model(model)
-        cer = dev_cer(unwrapped, self.processor, self.eval_utterances, self.training.batch_size)
+        batch_size, fallback = self.training.batch_size, self.training.eval_fallback
+        cer = dev_cer(unwrapped, self.processor, self.eval_utterances, batch_size, fallback)
         self.freeze_modes(unwrapped)
         if state.best_cer is None or cer < state.best_cer:
             state.best_cer, state.best_step = cer, state.step

@@ -30,6 +30,7 @@ class TrainingOptions:
     eval_every: int = 100  # optimizer steps between dev-CER evaluations; 0 = only at the end
     save_every: int = 100  # optimizer steps between checkpoints (OUT/checkpoints/last)
     max_eval_utterances: int = 200
+    eval_fallback: bool = True  # dev CER with temperature fallback on repetitive output, as `dwz evaluate` decodes
     log_every: int = 1
     freeze_encoder: bool = True
     cache_encoder_states: bool = False  # compute encoder states once, reuse every epoch (frozen encoder only)
