@@ -214,6 +214,12 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
         help="compute encoder states once and reuse them every epoch (frozen encoder only)",
     )
     train.add_argument("--cache-dir", default=None, help="folder of the encoder cache (default OUT/cache)")
+    train.add_argument(
+        "--augment-views",
+        type=int,
+        default=0,
+        help="also cache N SpecAugment-masked views of each clip; epochs cycle through them (default 0)",
+    )
     train.add_argument("--learning-rate", type=float, default=learning_rate)
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument(
@@ -286,6 +292,7 @@ def _training_options(args: argparse.Namespace):
         eval_fallback=not args.eval_no_fallback,
         freeze_encoder=not args.train_encoder,
         cache_encoder_states=args.cache_encoder_states,
+        augment_views=args.augment_views,
         cache_dir=args.cache_dir,
         resume=args.resume,
         stop_after_steps=args.stop_after_steps,

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from ..audio import SAMPLE_RATE
 from ..data import Utterance
 from ..decoding import batches_by_length
+from .augment import DEFAULT_POLICY, FRAMES_PER_SECOND, SpecAugmentPolicy, clip_view, spec_augment, view_seed
 
 
 def cache_bytes(num_clips: int, positions: int, d_model: int) -> int:
@@ -42,8 +43,11 @@ class EncoderCache:
         self.index = {key: i for i, key in enumerate(keys)}
         self.states = np.load(path, mmap_mode="r")
 
+    def row(self, key: str) -> np.ndarray:
+        return self.states[self.index[key]]
+
     def get(self, keys: list[str], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        rows = np.stack([self.states[self.index[key]] for key in keys])
+        rows = np.stack([self.row(key) for key in keys])
         return torch.from_numpy(rows).to(device=device, dtype=dtype)
 
     @classmethod
@@ -56,11 +60,17 @@ class EncoderCache:
         utterances: list[Utterance],
         batch_size: int,
         device: torch.device,
+        view: int = 0,
+        policy: SpecAugmentPolicy = DEFAULT_POLICY,
     ) -> EncoderCache:
-        """Compute (or reuse, if the same clips were cached before) the states of every utterance."""
+        """Compute (or reuse, if the same clips were cached before) the states of every utterance; view > 0 is a
+        SpecAugment-masked view of the inputs (see augment.py), view 0 the clean one."""
         keys = [u.id for u in utterances]
         digest = hashlib.sha256("\n".join(keys).encode())
         digest.update(encoder_fingerprint(encoder).encode())  # another encoder's states are never reused
+        if view:
+            digest.update(f"view {view}: {policy.describe()}".encode())
+            name = f"{name}-view{view}"
         path = folder / f"{name}-{digest.hexdigest()[:16]}.npy"
         keys_path = path.with_suffix(".keys.json")
         if path.is_file() and keys_path.is_file() and json.loads(keys_path.read_text()) == keys:
@@ -72,9 +82,16 @@ class EncoderCache:
         index = {key: i for i, key in enumerate(keys)}
         with torch.inference_mode(), tqdm(total=len(keys), desc=f"cache {name}", unit="clip") as bar:
             for batch in batches_by_length(utterances, batch_size):
-                features = processor.feature_extractor(
-                    [u.load() for u in batch], sampling_rate=SAMPLE_RATE, return_tensors="pt"
-                ).input_features
+                audio = [u.load() for u in batch]
+                features = processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+                features = features.input_features
+                if view:
+                    features = torch.stack(
+                        [
+                            spec_augment(f, len(a) * FRAMES_PER_SECOND // SAMPLE_RATE, view_seed(u.id, view), policy)
+                            for f, a, u in zip(features, audio, batch, strict=True)
+                        ]
+                    )
                 output = encoder(features.to(device, encoder.dtype)).last_hidden_state
                 for utterance, row in zip(batch, output.float().cpu().numpy(), strict=True):
                     states[index[utterance.id]] = row
@@ -84,3 +101,15 @@ class EncoderCache:
         partial.replace(path)
         keys_path.write_text(json.dumps(keys))
         return cls(path, keys)
+
+
+class EncoderViews:
+    """A clean cache and its augmented views: in epoch e each clip is read from the view `clip_view` names."""
+
+    def __init__(self, views: list[EncoderCache]):
+        self.views = views
+
+    def get(self, keys: list[str], epoch: int | None, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        extra = len(self.views) - 1
+        rows = np.stack([self.views[clip_view(key, epoch, extra)].row(key) for key in keys])
+        return torch.from_numpy(rows).to(device=device, dtype=dtype)

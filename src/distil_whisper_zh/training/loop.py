@@ -35,7 +35,7 @@ from ..pseudo_label import LABELS_FILE, load_labels
 from ..runtime import configure_threads, wants_cpu
 from ..skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen
 from .batches import DecoderBatch, collate_labels, label_token_ids
-from .cache import EncoderCache, cache_bytes
+from .cache import EncoderCache, EncoderViews, cache_bytes
 from .checkpoint import (
     TrainState,
     is_complete_checkpoint,
@@ -340,39 +340,47 @@ class Trainer:
     def total_steps(self) -> int:
         return self.training.max_steps or math.ceil(self.training.epochs * self.steps_per_epoch)
 
-    def build_caches(self) -> dict[str, EncoderCache]:
+    def build_caches(self) -> dict[str, EncoderViews]:
         utterances = [e.utterance for e in self.examples]
         encoders = self.encoders_to_cache()
-        size = sum(
+        views = 1 + self.training.augment_views
+        size = views * sum(
             cache_bytes(len(utterances), e.config.max_source_positions, e.config.d_model) for e in encoders.values()
         )
         folder = self.cache_folder
         self.accelerator.print(
-            f"encoder cache: {len(utterances)} clips x {len(encoders)} encoder(s) = "
+            f"encoder cache: {len(utterances)} clips x {len(encoders)} encoder(s) x {views} view(s) = "
             f"{size / 2**30:.2f} GiB on disk under {folder}"
         )
         caches = {}
         for name, encoder in encoders.items():
             with self.accelerator.main_process_first():
-                caches[name] = EncoderCache.build(
-                    folder,
-                    f"{name}-encoder",
-                    encoder,
-                    self.processor,
-                    utterances,
-                    self.training.batch_size,
-                    self.accelerator.device,
+                caches[name] = EncoderViews(
+                    [
+                        EncoderCache.build(
+                            folder,
+                            f"{name}-encoder",
+                            encoder,
+                            self.processor,
+                            utterances,
+                            self.training.batch_size,
+                            self.accelerator.device,
+                            view=view,
+                        )
+                        for view in range(views)
+                    ]
                 )
         return caches
 
-    def make_batch(self, indices: list[int]) -> TrainBatch:
+    def make_batch(self, indices: list[int], epoch: int | None = None) -> TrainBatch:
+        """The batch of `indices`; a training epoch picks each clip's cached view (None: the clean states)."""
         examples = [self.examples[i] for i in indices]
         keys = [e.utterance.id for e in examples]
         decoder = collate_labels([e.label_ids for e in examples], self.processor.tokenizer.pad_token_id)
         device, dtype = self.accelerator.device, self.model.model.dtype
         decoder = DecoderBatch(decoder.decoder_input_ids.to(device), decoder.labels.to(device))
         if self.caches:
-            states = {name: cache.get(keys, device, dtype) for name, cache in self.caches.items()}
+            states = {name: cache.get(keys, epoch, device, dtype) for name, cache in self.caches.items()}
             return TrainBatch(keys, decoder, cached_states=states)
         features = self.processor.feature_extractor(
             [e.utterance.load() for e in examples], sampling_rate=SAMPLE_RATE, return_tensors="pt"
@@ -425,6 +433,7 @@ class Trainer:
             f"{self.global_batch} clips, {self.total_steps} steps{resumed}; encoder "
             f"{'frozen' if self.training.freeze_encoder else 'trained'}, "
             f"{'cached' if self.caches else 'run every step'}"
+            + (f" with {self.training.augment_views} SpecAugment view(s)" if self.training.augment_views else "")
         )
 
     def micro_batches(self, step: int) -> list[list[int]]:
@@ -441,7 +450,7 @@ class Trainer:
         for i, indices in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
-                parts = self.compute_loss(model, self.make_batch(indices))
+                parts = self.compute_loss(model, self.make_batch(indices, epoch=step // self.steps_per_epoch))
                 self.accelerator.backward(parts["loss"] / len(micro_batches))
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value.item() / len(micro_batches)

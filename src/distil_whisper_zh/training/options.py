@@ -34,6 +34,7 @@ class TrainingOptions:
     log_every: int = 1
     freeze_encoder: bool = True
     cache_encoder_states: bool = False  # compute encoder states once, reuse every epoch (frozen encoder only)
+    augment_views: int = 0  # SpecAugment-masked views of each clip cached besides the clean one (see augment.py)
     cache_dir: str | None = None  # where the cache lives (default OUT/cache); runs on the same clips can share it
     resume: bool = False  # continue from OUT/checkpoints/last
     stop_after_steps: int | None = None  # checkpoint and stop after this many steps of this invocation
@@ -73,6 +74,10 @@ class TrainingOptions:
             raise DwzError(f"--epochs must be positive, got {self.epochs}")
         if self.max_steps is not None and self.max_steps < 1:
             raise DwzError(f"--max-steps must be at least 1, got {self.max_steps}")
+        if self.augment_views < 0:
+            raise DwzError(f"--augment-views must not be negative, got {self.augment_views}")
+        if self.augment_views and not self.cache_encoder_states:
+            raise DwzError("--augment-views masks the inputs of cached encoder states: add --cache-encoder-states")
         if self.cache_encoder_states and not self.freeze_encoder:
             raise DwzError("--cache-encoder-states needs a frozen encoder (drop --train-encoder)")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
