@@ -14,6 +14,7 @@ from distil_whisper_zh.cli import main
 from distil_whisper_zh.decoding import DecodingOptions, WhisperDecoder
 from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.models.ct2_import import _pypi_data_dirs
+from distil_whisper_zh.text import normalize_for_cer
 
 pytestmark = pytest.mark.slow
 WHISPER_BASE_PARAMS = 72_593_920
@@ -122,3 +123,33 @@ def test_long_recording_is_transcribed_whole(teacher, aishell_rows):
     reference = "".join(r["text"] for r in rows)
     assert independent_cer([reference], [transcript.text]) < 0.6  # a 30-s cut would lose a third of the text
     assert len(transcript.text) > 0.7 * len(reference)
+
+
+def test_pseudo_labels_from_the_packaged_ctranslate2_teacher(aishell_rows, tmp_path):
+    """The teacher labels on faster-whisper (int8) agree with transformers float32; the same references are kept."""
+    from conftest import AISHELL_S0150
+
+    manifest = tmp_path / "clips.jsonl"
+    rows = [{**r, "audio": str(AISHELL_S0150 / r["audio"])} for r in aishell_rows[:6]]
+    manifest.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    labels = {}
+    for name, extra in (("hf", []), ("ct2", ["--backend", "ctranslate2", "--compute-type", "int8"])):
+        argv = [
+            "pseudo-label",
+            "--teacher",
+            "pypi:whisper-base",
+            "--data",
+            str(manifest),
+            "--out",
+            str(tmp_path / name),
+        ]
+        assert main([*argv, "--punctuation", "transfer", *extra]) == 0
+        lines = (tmp_path / name / "labels.jsonl").read_text("utf-8").splitlines()
+        labels[name] = {row["id"]: row for row in map(json.loads, lines)}
+    assert labels["hf"].keys() == labels["ct2"].keys() == {r["id"] for r in rows}
+    teacher = {name: [normalize_for_cer(labels[name][r["id"]]["teacher_raw"]) for r in rows] for name in labels}
+    references = [normalize_for_cer(r["text"]) for r in rows]
+    assert jiwer.cer(teacher["hf"], teacher["ct2"]) < 0.2  # int8 vs float32: nearly the same words
+    assert abs(jiwer.cer(references, teacher["hf"]) - jiwer.cer(references, teacher["ct2"])) < 0.1
+    for key, row in labels["ct2"].items():  # the labels keep the reference's characters either way
+        assert re.sub(r"[，。？！、]", "", row["text"]) == re.sub(r"[，。？！、]", "", labels["hf"][key]["text"])

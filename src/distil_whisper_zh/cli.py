@@ -167,6 +167,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> None:
         punctuation=args.punctuation,
         strict=args.strict,
         decoding=_decoding_options(args),
+        backend=_backend_options(args),
         **_runtime_kwargs(args),
     )
     summary = run_pseudo_label(options)
@@ -503,6 +504,7 @@ def _arguments_pseudo_label(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--strict", action="store_true", help=STRICT_HELP)
     _add_runtime_arguments(sub, batch_size=16)
     _add_decoding_arguments(sub)
+    _add_backend_arguments(sub, vad=False)
 
 
 def _arguments_create_student(sub: argparse.ArgumentParser) -> None:

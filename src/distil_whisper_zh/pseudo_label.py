@@ -17,12 +17,13 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE
+from .backends import BackendOptions, Runtime, make_decoder
 from .data import SpeechDataset, Utterance, load_dataset_spec
-from .decoding import DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
+from .decoding import DecodingOptions, Transcript, transcribe_utterances
 from .errors import DwzError
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
-from .models import load_whisper, resolve_model
+from .models import resolve_model
 from .punctuation import transfer_punctuation
 from .runtime import configure_threads, resolve_device, resolve_dtype, wants_cpu
 from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, Skipped, screen, skip_record
@@ -47,6 +48,7 @@ class PseudoLabelOptions:
     dtype: str = "auto"
     threads: int | None = None
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    backend: BackendOptions = field(default_factory=BackendOptions)  # e.g. CTranslate2 int8 for a faster teacher
     strict: bool = False  # any bad clip is an error (default: skip it, list it in OUT/skipped.jsonl)
 
     def __post_init__(self) -> None:
@@ -131,7 +133,7 @@ def _done_keys(out: Path) -> set[str]:
 def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
     """Label every clip not yet labelled in OUT; this process takes every N-th of them (N = processes)."""
     state = PartialState(cpu=wants_cpu(options.device))
-    configure_threads(options.threads)
+    threads = configure_threads(options.threads)
     out = Path(options.out)
     log = SkipLog(options.strict)
     datasets = usable_datasets(options, log)
@@ -143,7 +145,7 @@ def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
     mine = todo[state.process_index :: state.num_processes]
     state.wait_for_everyone()  # every process has read the part files before any appends to them
     if mine:
-        _label(options, out, mine, state)
+        _label(options, out, mine, state, threads)
     state.wait_for_everyone()
     if state.is_main_process:
         summary = merge_labels(out, datasets, options.max_cer, log.items)
@@ -179,11 +181,12 @@ def check_unique_keys(datasets: list[SpeechDataset]) -> None:
         seen.add(key)
 
 
-def _label(options: PseudoLabelOptions, out: Path, work: list[tuple[str, Utterance]], state: PartialState) -> None:
+def _label(
+    options: PseudoLabelOptions, out: Path, work: list[tuple[str, Utterance]], state: PartialState, threads: int
+) -> None:
     device = state.device if options.device == "auto" and state.num_processes > 1 else resolve_device(options.device)
-    decoder = WhisperDecoder(
-        load_whisper(options.teacher, device, resolve_dtype(options.dtype, device)), options.decoding
-    )
+    runtime = Runtime(device, resolve_dtype(options.dtype, device), threads)
+    decoder = make_decoder(options.teacher, options.decoding, options.backend, runtime)
     dataset_of = {id(u): name for name, u in work}
     utterances = [u for _, u in work]
     with (
