@@ -114,3 +114,12 @@ def test_punctuation_transfer_labels_keep_reference_characters(tiny_model_dir, s
     for row in _rows(tmp_path / "labels"):
         kept_characters = "".join(c for c in row["text"] if not __import__("unicodedata").category(c).startswith("P"))
         assert kept_characters == row["reference"]
+
+
+def test_ctranslate2_backend_needs_a_ctranslate2_teacher(tiny_model_dir, small_manifest, tmp_path, capsys):
+    argv = ["pseudo-label", "--teacher", str(tiny_model_dir), "--data", str(small_manifest), "--out", str(tmp_path)]
+    assert main([*argv, "--backend", "ctranslate2"]) == 2
+    assert "is not a CTranslate2 dir (no model.bin); export it first" in capsys.readouterr().err
+    assert main([*argv, "--compute-type", "int8", "--no-fallback"]) == 2
+    assert "--compute-type is a CTranslate2 option" in capsys.readouterr().err
+    assert not (tmp_path / "labels.jsonl").exists()
