@@ -152,6 +152,8 @@ def test_resume_equals_an_uninterrupted_run(student_dir, tiny_model_dir, small_m
 def test_bad_options_are_refused_early(student_dir, tiny_model_dir, small_manifest, tmp_path):
     with pytest.raises(DwzError, match="--temperature must be positive"):
         _options(student_dir, tiny_model_dir, small_manifest, tmp_path, weights=LossWeights(temperature=0))
+    with pytest.raises(DwzError, match=r"--label-smoothing must be in \[0, 1\), got 1.0"):
+        _options(student_dir, tiny_model_dir, small_manifest, tmp_path, weights=LossWeights(label_smoothing=1.0))
     with pytest.raises(DwzError, match="needs a frozen encoder"):
         _options(student_dir, tiny_model_dir, small_manifest, tmp_path, cache_encoder_states=True, freeze_encoder=False)
     with pytest.raises(DwzError, match="more decoder layers"):

@@ -59,6 +59,16 @@ def test_cross_entropy_ignores_padding():
     assert cross_entropy(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_label_smoothing_spreads_a_share_of_the_target_by_hand():
+    logits = torch.tensor([[[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]]])
+    labels = torch.tensor([[0, IGNORE_INDEX]])
+    log_q = [x - math.log(sum(math.exp(y) for y in [2.0, 0.5, -1.0])) for x in [2.0, 0.5, -1.0]]
+    expected = -(0.9 * log_q[0] + 0.1 * sum(log_q) / 3)  # (1 - e) on the label, e spread over the 3 words
+    assert cross_entropy(logits, labels, label_smoothing=0.1).item() == pytest.approx(expected, rel=1e-6)
+    weights = LossWeights(ce_weight=1.0, kl_weight=0.0, label_smoothing=0.1)
+    assert distillation_loss(logits, logits, labels, weights).ce.item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_total_is_the_weighted_sum():
     torch.manual_seed(0)
     student, teacher = torch.randn(2, 4, 6), torch.randn(2, 4, 6)

@@ -321,7 +321,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
         data=args.data,
         out=args.out,
         eval_data=args.eval_data or [],
-        weights=LossWeights(args.ce_weight, args.kl_weight, args.temperature),
+        weights=LossWeights(args.ce_weight, args.kl_weight, args.temperature, args.label_smoothing),
         teacher_top_k=args.teacher_top_k,
         keep_teacher_script=args.keep_teacher_script,
         training=_training_options(args),
@@ -530,6 +530,7 @@ def _arguments_distill(sub: argparse.ArgumentParser) -> None:
     loss.add_argument("--ce-weight", type=float, default=0.8)
     loss.add_argument("--kl-weight", type=float, default=1.0)
     loss.add_argument("--temperature", type=float, default=2.0)
+    loss.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the CE term (e.g. 0.1)")
     loss.add_argument(
         "--teacher-top-k",
         type=int,

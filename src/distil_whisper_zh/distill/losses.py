@@ -19,6 +19,7 @@ class LossWeights:
     ce_weight: float = 0.8  # weight of cross-entropy against the (pseudo-)labels
     kl_weight: float = 1.0  # weight of the KL term against the teacher's distribution
     temperature: float = 2.0  # softens both distributions; the KL term is scaled by T^2 to keep its gradient size
+    label_smoothing: float = 0.0  # share of the CE target spread evenly over the vocabulary
 
 
 @dataclass
@@ -36,9 +37,10 @@ class LossParts:
     kl: torch.Tensor
 
 
-def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean token cross-entropy over positions whose label is not IGNORE_INDEX."""
-    return F.cross_entropy(student_logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+    logits, targets = student_logits.flatten(0, 1).float(), labels.flatten()
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
 
 
 def kl_divergence(
@@ -103,7 +105,7 @@ def distillation_loss(
 ) -> LossParts:
     """`teacher` is the teacher's full logits, or its cached top-k (see teacher_cache.py); `token_map` folds the
     teacher's probabilities onto other tokens before the KL (script.py)."""
-    ce = cross_entropy(student_logits, labels)
+    ce = cross_entropy(student_logits, labels, weights.label_smoothing)
     if isinstance(teacher, TopK):
         kl = top_k_kl_divergence(student_logits, teacher, labels, weights.temperature, token_map)
     else:

@@ -40,6 +40,8 @@ class DistillOptions:
             raise DwzError(f"--temperature must be positive, got {self.weights.temperature}")
         if self.weights.ce_weight < 0 or self.weights.kl_weight < 0:
             raise DwzError("--ce-weight and --kl-weight must not be negative")
+        if not 0 <= self.weights.label_smoothing < 1:
+            raise DwzError(f"--label-smoothing must be in [0, 1), got {self.weights.label_smoothing}")
         if not self.data:
             raise DwzError("dwz distill: give at least one --data")
         if self.teacher_top_k < 0:
