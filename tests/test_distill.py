@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from distil_whisper_zh.cli import main
+from distil_whisper_zh.cli import build_parser, distill_options, main
 from distil_whisper_zh.data import Utterance
 from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
 from distil_whisper_zh.errors import DwzError
@@ -245,6 +245,17 @@ def test_dataset_weight_flag_needs_name_and_number(capsys):
         main(["distill", "--student", "s", "--teacher", "t", "--data", "d", "--out", "o", "--dataset-weight", "3"])
     assert exit_info.value.code == 2
     assert "expected NAME=WEIGHT (e.g. train=3), got '3'" in capsys.readouterr().err
+
+
+def test_distill_flags_reach_the_options():
+    argv = ["distill", "--student", "s", "--teacher", "t", "--data", "d", "--out", "o", "--cache-encoder-states"]
+    argv += ["--dropout", "0.1", "--augment-views", "2", "--eval-no-fallback", "--label-smoothing", "0.05"]
+    options = distill_options(build_parser().parse_args([*argv, "--temperature", "3", "--teacher-top-k", "16"]))
+    assert (options.training.dropout, options.training.augment_views, options.training.eval_fallback) == (0.1, 2, False)
+    assert (options.weights.label_smoothing, options.weights.temperature, options.teacher_top_k) == (0.05, 3.0, 16)
+    training = distill_options(build_parser().parse_args(argv[:9])).training
+    assert (training.dropout, training.augment_views, training.eval_fallback) == (None, 0, True)
+    assert distill_options(build_parser().parse_args(argv[:9])).weights == LossWeights()
 
 
 def test_a_rerun_on_relabelled_data_starts_afresh(student_dir, tiny_model_dir, small_manifest, tmp_path, capsys):

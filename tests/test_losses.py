@@ -13,7 +13,7 @@ from distil_whisper_zh.distill.losses import (
     kl_divergence,
     top_k_kl_divergence,
 )
-from distil_whisper_zh.distill.script import simplified_token_map
+from distil_whisper_zh.script_tokens import simplified_token_map, traditional_token_ids
 
 
 def _kl_by_hand(p_logits, q_logits, temperature):
@@ -122,6 +122,8 @@ def test_simplified_token_map_sends_traditional_tokens_to_their_simplified_forms
     changed = (mapping != torch.arange(len(tokenizer))).nonzero().flatten().tolist()
     assert 100 < len(changed) < 1000  # a few hundred Traditional tokens in Whisper's vocabulary
     assert all(tokenizer.decode([mapping[i]]) != tokenizer.decode([i]) for i in changed)
+    assert mapping[one("乾")] == one("乾") and mapping[one("於")] == one("於")  # 乾隆, the surname 於: Simplified too
+    assert traditional_token_ids(tokenizer) == changed
 
 
 def _two_script_case():

@@ -146,10 +146,12 @@ class CTranslate2Decoder:
         timestamps: bool = False,
     ):
         try:
+            import ctranslate2
             from faster_whisper import WhisperModel
         except ImportError:
             hint = "pip install 'distil-whisper-zh[export]'"
             raise DwzError(f"the CTranslate2 backend needs faster-whisper: {hint}") from None
+        self._ctranslate2 = ctranslate2
         self.name = name
         self.model_dir = model_dir
         self.options = options
@@ -186,6 +188,7 @@ class CTranslate2Decoder:
         seconds = len(audio) / SAMPLE_RATE
         cap = token_cap(seconds)
         fallback = self.options.temperature_fallback
+        self._ctranslate2.set_random_seed(self.options.seed)  # sampled fallback passes repeat, clip by clip
         segments, _ = self.model.transcribe(
             audio,
             language=self.options.language,

@@ -312,10 +312,10 @@ def _print_training_summary(summary) -> None:
     print(f"trained to step {summary.steps} ({summary.seconds_per_step:.2f} s/step){best} -> {summary.out}")
 
 
-def cmd_distill(args: argparse.Namespace) -> None:
-    from .distill import DistillOptions, LossWeights, run_distillation
+def distill_options(args: argparse.Namespace):
+    from .distill import DistillOptions, LossWeights
 
-    options = DistillOptions(
+    return DistillOptions(
         student=args.student,
         teacher=args.teacher,
         data=args.data,
@@ -326,7 +326,12 @@ def cmd_distill(args: argparse.Namespace) -> None:
         keep_teacher_script=args.keep_teacher_script,
         training=_training_options(args),
     )
-    _print_training_summary(run_distillation(options))
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from .distill import run_distillation
+
+    _print_training_summary(run_distillation(distill_options(args)))
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:

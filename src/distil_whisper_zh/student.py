@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from transformers import WhisperForConditionalGeneration
 
-from .distill.script import traditional_token_ids
 from .errors import DwzError
 from .models import load_whisper
 from .models.loading import load_config
 from .models.params import count_parameters
+from .script_tokens import traditional_token_ids
 
 
 def maximally_spaced_layers(teacher_layers: int, student_layers: int) -> list[int]:

@@ -14,10 +14,10 @@ import torch
 from ..errors import DwzError
 from ..models import LoadedWhisper, load_whisper
 from ..models.loading import load_config
+from ..script_tokens import simplified_token_map
 from ..training.loop import TrainBatch, Trainer, TrainSummary
 from ..training.options import TrainingOptions
 from .losses import LossWeights, TopK, distillation_loss
-from .script import simplified_token_map
 from .teacher_cache import TeacherTopK
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 FRAMES_PER_SECOND = 100  # Whisper's log-mel hop is 10 ms
+MASKING_VERSION = 1  # part of a cached view's key: raise it when spec_augment masks differently
 
 
 @dataclass(frozen=True)

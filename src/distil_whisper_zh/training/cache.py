@@ -18,7 +18,15 @@ from tqdm.auto import tqdm
 from ..audio import SAMPLE_RATE
 from ..data import Utterance
 from ..decoding import batches_by_length
-from .augment import DEFAULT_POLICY, FRAMES_PER_SECOND, SpecAugmentPolicy, clip_view, spec_augment, view_seed
+from .augment import (
+    DEFAULT_POLICY,
+    FRAMES_PER_SECOND,
+    MASKING_VERSION,
+    SpecAugmentPolicy,
+    clip_view,
+    spec_augment,
+    view_seed,
+)
 
 
 def cache_bytes(num_clips: int, positions: int, d_model: int) -> int:
@@ -69,7 +77,7 @@ class EncoderCache:
         digest = hashlib.sha256("\n".join(keys).encode())
         digest.update(encoder_fingerprint(encoder).encode())  # another encoder's states are never reused
         if view:
-            digest.update(f"view {view}: {policy.describe()}".encode())
+            digest.update(f"view {view}: {policy!r}, masking v{MASKING_VERSION}".encode())
             name = f"{name}-view{view}"
         path = folder / f"{name}-{digest.hexdigest()[:16]}.npy"
         keys_path = path.with_suffix(".keys.json")

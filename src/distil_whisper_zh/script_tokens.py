@@ -4,10 +4,11 @@ Multilingual Whisper answers Mandarin in Traditional characters about half the t
 whose (Simplified) label is 这 puts much of its mass on 這; a KL term against that distribution pulls the student
 back towards Traditional output while the cross-entropy term pulls it towards the label. Folding each Traditional
 token's probability onto the token that starts its Simplified spelling (這 -> 这, 什麼 -> 什么) removes the conflict:
-the student learns the teacher's uncertainty between *words*, not between scripts (losses.py applies the map).
+the student learns the teacher's uncertainty between *words*, not between scripts (distill/losses.py applies it).
 
 Tokens that are not whole characters (byte pieces of a rarer character) cannot be converted on their own and are
-left as they are; so are tokens without a Traditional form.
+left as they are; so are tokens without a Traditional form, and the few characters that OpenCC converts one by one
+but Simplified Chinese also writes (乾 in 乾隆 and 乾坤, the surname 於).
 
 The same tokens are what `dwz create-student` suppresses in a student's generation config (`traditional_token_ids`):
 a student taught Simplified never needs them, and transformers' `generate`, its pipeline and a CTranslate2 export
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import torch
 
-from ..text import to_simplified
+from .text import to_simplified
 
 REPLACEMENT_CHARACTER = "\ufffd"  # what a byte piece of a multi-byte character decodes to
+# Standard Simplified characters (通用规范汉字表) that t2s still maps on their own, as it does not know the word.
+ALSO_SIMPLIFIED = frozenset("乾於")
 
 
 def simplified_token_map(tokenizer) -> torch.Tensor:
@@ -31,7 +34,7 @@ def simplified_token_map(tokenizer) -> torch.Tensor:
     mapping = torch.arange(len(tokenizer), dtype=torch.long)
     for token_id in range(tokenizer.eos_token_id):
         text = tokenizer.decode([token_id])
-        if REPLACEMENT_CHARACTER in text:
+        if REPLACEMENT_CHARACTER in text or ALSO_SIMPLIFIED & set(text):
             continue
         simplified = to_simplified(text)
         if simplified != text:
