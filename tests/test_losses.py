@@ -13,7 +13,13 @@ from distil_whisper_zh.distill.losses import (
     kl_divergence,
     top_k_kl_divergence,
 )
-from distil_whisper_zh.script_tokens import simplified_token_map, traditional_token_ids
+from distil_whisper_zh.script_tokens import (
+    TraditionalSpellings,
+    simplified_token_map,
+    token_bytes,
+    traditional_forms,
+    traditional_token_ids,
+)
 
 
 def _kl_by_hand(p_logits, q_logits, temperature):
@@ -169,3 +175,88 @@ def test_folding_with_the_identity_map_changes_nothing():
     torch.testing.assert_close(
         top_k_kl_divergence(student, top, labels, 2.0, identity), top_k_kl_divergence(student, top, labels, 2.0)
     )
+
+
+def test_traditional_forms_map_simplified_characters_to_their_traditional_ones():
+    forms = traditional_forms()
+    assert forms["规"] == ("規",)
+    assert set(forms["发"]) == {"發", "髮"}
+    assert "的" not in forms and "乾" not in forms["干"] and "於" not in forms.get("于", ())
+
+
+def test_token_bytes_are_the_utf8_pieces_of_the_vocabulary(tokenizer):
+    pieces = token_bytes(tokenizer)
+    assert len(pieces) == tokenizer.eos_token_id
+    for text in ["规定", "這個", "脉络", "hello"]:
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        assert b"".join(pieces[i] for i in ids) == text.encode("utf-8")
+
+
+@pytest.fixture(scope="module")
+def spellings(tokenizer):
+    return TraditionalSpellings(tokenizer)
+
+
+def _pieces(tokenizer, text):
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+def test_spellings_find_the_traditional_first_piece_of_a_two_piece_character(tokenizer, spellings):
+    label = _pieces(tokenizer, "规定")  # 规 = e8a7 84, 規 = e8a6 8f: the script is chosen at the first piece
+    assert len(label) == 3
+    gui_first = _pieces(tokenizer, "規")[0]
+    prompt = [IGNORE_INDEX, IGNORE_INDEX]
+    pairs = spellings.along(prompt + label + [tokenizer.eos_token_id])
+    assert pairs == [(2, gui_first)]  # position 2 = the first piece of 规, after the prompt
+    assert spellings.pieces[gui_first] == "規".encode()[:2]
+
+
+def test_spellings_fold_a_lead_piece_only_where_the_label_writes_another_token(tokenizer, spellings):
+    mai_simplified, mai_traditional = _pieces(tokenizer, "脉"), _pieces(tokenizer, "脈")  # [e884, 89] vs [e8, 8488]
+    assert spellings.pieces[mai_traditional[0]] == b"\xe8" and mai_simplified[0] != mai_traditional[0]
+    assert spellings.along(mai_simplified) == [(0, mai_traditional[0])]
+    # characters without a Traditional form, and text that is already one token per word, give nothing
+    assert spellings.along(_pieces(tokenizer, "的他们")) == []
+    assert spellings.along([IGNORE_INDEX] * 3) == []
+
+
+def test_spellings_in_batch_are_row_position_token_triples(tokenizer, spellings):
+    rows = [_pieces(tokenizer, "规定"), _pieces(tokenizer, "的")]
+    width = max(map(len, rows))
+    labels = torch.tensor([r + [IGNORE_INDEX] * (width - len(r)) for r in rows])
+    folds = spellings.in_batch(labels)
+    assert folds.tolist() == [[0, 0, _pieces(tokenizer, "規")[0]]]
+    assert spellings.in_batch(labels[1:]).shape == (0, 3)
+
+
+def _label_fold_case():
+    """Vocabulary of 4, two positions with label 2. At position 0 token 1 is the Traditional piece of the label's
+    character (folded onto 2); at position 1 the same token is another character's piece (left alone)."""
+    teacher = torch.log(torch.tensor([[[0.02, 0.9, 0.05, 0.03], [0.02, 0.9, 0.05, 0.03]]]))
+    student = torch.log(torch.tensor([[[0.02, 0.03, 0.92, 0.03], [0.02, 0.03, 0.92, 0.03]]]))
+    return student, teacher, torch.tensor([[2, 2]]), torch.tensor([[0, 0, 1]])
+
+
+def test_label_folds_move_the_teachers_piece_onto_the_label_at_that_position_only():
+    student, teacher, labels, folds = _label_fold_case()
+    folded = kl_divergence(student, teacher, labels, temperature=1.0, label_folds=folds)
+    plain_second = kl_divergence(student[:, 1:], teacher[:, 1:], labels[:, 1:], temperature=1.0)
+    first = 0.02 * math.log(0.02 / 0.02) + 0.95 * math.log(0.95 / 0.92) + 0.03 * math.log(0.03 / 0.03)
+    assert folded.item() == pytest.approx((first + plain_second.item()) / 2, rel=1e-4)
+    empty = torch.zeros(0, 3, dtype=torch.long)
+    torch.testing.assert_close(
+        kl_divergence(student, teacher, labels, 1.0, label_folds=empty), kl_divergence(student, teacher, labels, 1.0)
+    )
+
+
+def test_label_folds_in_the_top_k_kl_match_the_full_kl():
+    student, teacher, labels, folds = _label_fold_case()
+    top = teacher.topk(4, dim=-1)
+    full = kl_divergence(student, teacher, labels, 1.0, label_folds=folds)
+    top_k = top_k_kl_divergence(student, TopK(top.values, top.indices), labels, 1.0, label_folds=folds)
+    torch.testing.assert_close(top_k, full)
+    student.requires_grad_(True)
+    weights = LossWeights(ce_weight=0.0, kl_weight=1.0, temperature=1.0)
+    distillation_loss(student, TopK(top.values, top.indices), labels, weights, label_folds=folds).total.backward()
+    assert student.grad[0, 0, 1] > 0 > student.grad[0, 0, 2]  # position 0: towards the label
+    assert student.grad[0, 1, 1] < 0  # position 1: still towards the teacher's token

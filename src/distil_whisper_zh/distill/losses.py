@@ -49,22 +49,41 @@ def kl_divergence(
     labels: torch.Tensor,
     temperature: float,
     token_map: torch.Tensor | None = None,
+    label_folds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over labelled positions of KL(teacher || student), both softened by `temperature`, times T^2.
 
     `token_map` (vocab,), if given, moves each token's teacher probability onto `token_map[token]` first (see
-    script.py: Traditional tokens onto their Simplified forms).
+    script_tokens.py: Traditional tokens onto their Simplified forms); `label_folds` (N, 3) rows of (row,
+    position, token) move that token's probability at that position onto the position's label
+    (`TraditionalSpellings.in_batch`: the Traditional pieces of the label's own character).
     """
     mask = labels != IGNORE_INDEX
     if not mask.any():
         return student_logits.sum() * 0.0
-    student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
-    teacher_probs = F.softmax(teacher_logits[mask].float() / temperature, dim=-1)
+    teacher_probs = F.softmax(teacher_logits.float() / temperature, dim=-1)
     if token_map is not None:
         index = token_map.to(teacher_probs.device).expand_as(teacher_probs)
         teacher_probs = torch.zeros_like(teacher_probs).scatter_add_(-1, index, teacher_probs)
+    if label_folds is not None and len(label_folds):
+        row, position, token = label_folds.to(teacher_probs.device).unbind(-1)
+        moved = teacher_probs[row, position, token]
+        teacher_probs = teacher_probs.index_put((row, position, token), torch.zeros_like(moved))
+        teacher_probs = teacher_probs.index_put((row, position, labels[row, position]), moved, accumulate=True)
+    teacher_probs = teacher_probs[mask]
+    student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
     per_position = (torch.xlogy(teacher_probs, teacher_probs) - teacher_probs * student_log_probs).sum(-1)
     return per_position.mean() * temperature**2
+
+
+def rename_onto_labels(ids: torch.Tensor, labels: torch.Tensor, label_folds: torch.Tensor) -> torch.Tensor:
+    """Top-k token ids (batch, positions, k) with each (row, position, token) of `label_folds` renamed to the
+    position's label."""
+    row, position, token = label_folds.to(ids.device).unbind(-1)
+    fold, entry = (ids[row, position] == token[:, None]).nonzero(as_tuple=True)
+    renamed = ids.clone()
+    renamed[row[fold], position[fold], entry] = labels[row[fold], position[fold]]
+    return renamed
 
 
 def top_k_kl_divergence(
@@ -73,20 +92,24 @@ def top_k_kl_divergence(
     labels: torch.Tensor,
     temperature: float,
     token_map: torch.Tensor | None = None,
+    label_folds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """KL(teacher || student) over the teacher's k most likely tokens per position, times T^2.
 
     The teacher's distribution is its softened top-k logits renormalised over those k tokens; the student's
     log-probabilities are over the whole vocabulary, taken at the same tokens. With k = vocabulary size this is
-    exactly `kl_divergence`. `token_map` renames the teacher's tokens first; entries that then share a token
-    count as one (their probabilities add up).
+    exactly `kl_divergence`. `token_map` and `label_folds` rename the teacher's tokens first (as in
+    `kl_divergence`); entries that then share a token count as one (their probabilities add up).
     """
     mask = labels != IGNORE_INDEX
     if not mask.any():
         return student_logits.sum() * 0.0
-    ids = teacher_top.ids[mask]
+    ids = teacher_top.ids
     if token_map is not None:
         ids = token_map.to(ids.device)[ids]
+    if label_folds is not None and len(label_folds):
+        ids = rename_onto_labels(ids, labels, label_folds)
+    ids = ids[mask]
     student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
     student_at_top = student_log_probs.gather(-1, ids)
     teacher_probs = F.softmax(teacher_top.values[mask].float() / temperature, dim=-1)
@@ -102,12 +125,11 @@ def distillation_loss(
     labels: torch.Tensor,
     weights: LossWeights,
     token_map: torch.Tensor | None = None,
+    label_folds: torch.Tensor | None = None,
 ) -> LossParts:
-    """`teacher` is the teacher's full logits, or its cached top-k (see teacher_cache.py); `token_map` folds the
-    teacher's probabilities onto other tokens before the KL (script.py)."""
+    """`teacher` is the teacher's full logits, or its cached top-k (see teacher_cache.py); `token_map` and
+    `label_folds` fold the teacher's probabilities onto other tokens before the KL (script_tokens.py)."""
     ce = cross_entropy(student_logits, labels, weights.label_smoothing)
-    if isinstance(teacher, TopK):
-        kl = top_k_kl_divergence(student_logits, teacher, labels, weights.temperature, token_map)
-    else:
-        kl = kl_divergence(student_logits, teacher, labels, weights.temperature, token_map)
+    kl_of = top_k_kl_divergence if isinstance(teacher, TopK) else kl_divergence
+    kl = kl_of(student_logits, teacher, labels, weights.temperature, token_map, label_folds)
     return LossParts(total=weights.ce_weight * ce + weights.kl_weight * kl, ce=ce, kl=kl)

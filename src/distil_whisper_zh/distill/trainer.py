@@ -14,7 +14,7 @@ import torch
 from ..errors import DwzError
 from ..models import LoadedWhisper, load_whisper
 from ..models.loading import load_config
-from ..script_tokens import simplified_token_map
+from ..script_tokens import TraditionalSpellings, simplified_token_map
 from ..training.loop import TrainBatch, Trainer, TrainSummary
 from ..training.options import TrainingOptions
 from .losses import LossWeights, TopK, distillation_loss
@@ -71,9 +71,11 @@ class Distiller(Trainer):
         self.options = options
         super().__init__(options.data, options.eval_data, options.out, options.training)
         self.teacher_top = self.build_teacher_cache() if options.teacher_top_k else None
-        # the teacher's Traditional tokens count as their Simplified forms in the KL (labels are Simplified)
+        # the teacher's Traditional tokens count as their Simplified forms in the KL (labels are Simplified), and
+        # its Traditional pieces of a label's character as the label's own token
         tokenizer = self.processor.tokenizer
         self.token_map = None if options.keep_teacher_script else simplified_token_map(tokenizer)
+        self.spellings = None if options.keep_teacher_script else TraditionalSpellings(tokenizer)
 
     def build_teacher_cache(self) -> TeacherTopK:
         size = self.training.batch_size
@@ -126,7 +128,9 @@ class Distiller(Trainer):
             teacher = TopK(*self.teacher_top.get(batch.keys, ids.shape[1], ids.device))
         else:
             teacher = self.teacher_logits(batch, student_states)
-        parts = distillation_loss(student_logits, teacher, batch.decoder.labels, self.options.weights, self.token_map)
+        labels = batch.decoder.labels
+        folds = self.spellings.in_batch(labels) if self.spellings else None
+        parts = distillation_loss(student_logits, teacher, labels, self.options.weights, self.token_map, folds)
         return {"loss": parts.total, "ce": parts.ce, "kl": parts.kl}
 
     @torch.no_grad()
