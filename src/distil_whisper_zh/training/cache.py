@@ -2,7 +2,9 @@
 
 With the encoder frozen, its output for a clip never changes, so the most expensive part of a training step
 (the encoder over 30 s of audio) is done once per clip instead of once per epoch. States are stored as float16
-in a memory-mapped .npy under the output folder, so a resumed run reuses them too.
+in a memory-mapped .npy under the output folder, so a resumed run reuses them too. Building is itself resumable:
+the states go into a `.partial` file whose finished clips are listed beside it after every batch, so a stop in the
+middle (an hour of encoder passes for a few thousand clips on a CPU) costs at most one batch.
 """
 
 from __future__ import annotations
@@ -84,12 +86,17 @@ class EncoderCache:
         if path.is_file() and keys_path.is_file() and json.loads(keys_path.read_text()) == keys:
             return cls(path, keys)
         folder.mkdir(parents=True, exist_ok=True)
-        positions, d_model = encoder.config.max_source_positions, encoder.config.d_model
+        shape = (len(keys), encoder.config.max_source_positions, encoder.config.d_model)
         partial = path.with_name(f".{path.name}.partial")
-        states = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float16, shape=(len(keys), positions, d_model))
+        progress = partial.with_name(f"{partial.name}.done.json")
+        done = _finished_keys(partial, progress, shape)
+        states = np.lib.format.open_memmap(
+            partial, mode="r+" if done else "w+", dtype=np.float16, shape=None if done else shape
+        )
         index = {key: i for i, key in enumerate(keys)}
-        with torch.inference_mode(), tqdm(total=len(keys), desc=f"cache {name}", unit="clip") as bar:
-            for batch in batches_by_length(utterances, batch_size):
+        todo = [u for u in utterances if u.id not in done]
+        with torch.inference_mode(), tqdm(total=len(keys), initial=len(done), desc=f"cache {name}", unit="clip") as bar:
+            for batch in batches_by_length(todo, batch_size):
                 audio = [u.load() for u in batch]
                 features = processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
                 features = features.input_features
@@ -103,12 +110,33 @@ class EncoderCache:
                 output = encoder(features.to(device, encoder.dtype)).last_hidden_state
                 for utterance, row in zip(batch, output.float().cpu().numpy(), strict=True):
                     states[index[utterance.id]] = row
+                states.flush()  # the rows are on disk before the list says they are
+                done.update(u.id for u in batch)
+                _write_text_atomically(progress, json.dumps(sorted(done)))
                 bar.update(len(batch))
-        states.flush()
         del states
         partial.replace(path)
         keys_path.write_text(json.dumps(keys))
+        progress.unlink(missing_ok=True)
         return cls(path, keys)
+
+
+def _finished_keys(partial: Path, progress: Path, shape: tuple[int, ...]) -> set[str]:
+    """Clips an interrupted build already wrote to `partial` (empty: start afresh)."""
+    if not (partial.is_file() and progress.is_file()):
+        return set()
+    try:
+        finished = set(json.loads(progress.read_text()))
+        on_disk = np.load(partial, mmap_mode="r").shape
+    except (ValueError, OSError):
+        return set()  # a progress list or partial file cut short: the build starts again
+    return finished if on_disk == shape else set()
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f"{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 class EncoderViews:
