@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from distil_whisper_zh.data import load_dataset_spec
+from distil_whisper_zh.distill.teacher_cache import TeacherTopK
 from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.training.cache import EncoderCache
 
@@ -68,3 +69,31 @@ def test_a_cut_progress_list_starts_the_build_again(tiny_model_dir, small_manife
     again = _StopsAfter(encoder)
     _build(tmp_path, again, loaded, utterances)
     assert again.clips == 3
+
+
+def test_a_stopped_teacher_top_k_build_resumes_by_batch(tiny_model_dir, tmp_path):
+    teacher = load_whisper(str(tiny_model_dir)).model
+    keys, label_ids = ["a", "b", "c"], [[1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11, 12]]
+    vocab = teacher.config.vocab_size
+    calls = []
+
+    def logits(indices, stop_at=None):
+        if len(calls) == stop_at:
+            raise KeyboardInterrupt("stopped")
+        calls.append(indices)
+        length = max(len(label_ids[i]) for i in indices) - 1
+        generator = torch.Generator().manual_seed(sum(indices))
+        return torch.randn(len(indices), length, vocab, generator=generator)
+
+    def build(folder, forward):
+        return TeacherTopK.build(folder, teacher, keys, label_ids, 4, [[0, 1], [2]], forward)
+
+    whole = build(tmp_path / "whole", logits)
+    with pytest.raises(KeyboardInterrupt):
+        build(tmp_path / "resumed", lambda indices: logits(indices, stop_at=3))  # the 2nd batch of this build
+    assert calls[2:] == [[0, 1]]
+    resumed = build(tmp_path / "resumed", logits)
+    assert calls[3:] == [[2]]  # the first batch is not run again
+    for key in keys:
+        a, b = whole.get([key], 4, torch.device("cpu")), resumed.get([key], 4, torch.device("cpu"))
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))

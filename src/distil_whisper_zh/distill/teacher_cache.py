@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import DwzError
-from ..training.cache import encoder_fingerprint
+from ..training.cache import PartialArrays, encoder_fingerprint
 
 
 def teacher_fingerprint(model: torch.nn.Module) -> str:
@@ -70,22 +70,16 @@ class TeacherTopK:
         if values_path.is_file() and ids_path.is_file():
             return cls(values_path, keys)
         folder.mkdir(parents=True, exist_ok=True)
-        positions = max(len(ids) for ids in label_ids) - 1
-        shape = (len(keys), positions, k)
-        partial_values = values_path.with_name(f".{values_path.name}.partial")
-        partial_ids = ids_path.with_name(f".{ids_path.name}.partial")
-        values = np.lib.format.open_memmap(partial_values, mode="w+", dtype=np.float16, shape=shape)
-        ids = np.lib.format.open_memmap(partial_ids, mode="w+", dtype=np.int32, shape=shape)
-        with torch.inference_mode(), tqdm(total=len(keys), desc=f"teacher top-{k}", unit="clip") as bar:
-            for batch in batches:
+        shape = (len(keys), max(len(ids) for ids in label_ids) - 1, k)
+        arrays = PartialArrays({"values": (values_path, shape, np.float16), "ids": (ids_path, shape, np.int32)})
+        todo = [batch for batch in batches if not arrays.done.issuperset(batch)]
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(keys), initial=len(keys) - sum(map(len, todo)), desc=f"teacher top-{k}", unit="clip") as bar,
+        ):
+            for batch in todo:
                 top = forward(batch).float().topk(k, dim=-1)
-                length = top.values.shape[1]
-                values[batch, :length] = top.values.cpu().numpy()
-                ids[batch, :length] = top.indices.cpu().numpy()
+                arrays.write(batch, values=top.values.cpu().numpy(), ids=top.indices.cpu().numpy())
                 bar.update(len(batch))
-        for array in (values, ids):
-            array.flush()
-        del values, ids
-        partial_ids.replace(ids_path)
-        partial_values.replace(values_path)  # written last: its presence means both are complete
+        arrays.finish()  # the values file is renamed last: its presence means both are complete
         return cls(values_path, keys)

@@ -87,15 +87,13 @@ class EncoderCache:
             return cls(path, keys)
         folder.mkdir(parents=True, exist_ok=True)
         shape = (len(keys), encoder.config.max_source_positions, encoder.config.d_model)
-        partial = path.with_name(f".{path.name}.partial")
-        progress = partial.with_name(f"{partial.name}.done.json")
-        done = _finished_keys(partial, progress, shape)
-        states = np.lib.format.open_memmap(
-            partial, mode="r+" if done else "w+", dtype=np.float16, shape=None if done else shape
-        )
+        arrays = PartialArrays({"states": (path, shape, np.float16)})
         index = {key: i for i, key in enumerate(keys)}
-        todo = [u for u in utterances if u.id not in done]
-        with torch.inference_mode(), tqdm(total=len(keys), initial=len(done), desc=f"cache {name}", unit="clip") as bar:
+        todo = [u for u in utterances if index[u.id] not in arrays.done]
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(keys), initial=len(keys) - len(todo), desc=f"cache {name}", unit="clip") as bar,
+        ):
             for batch in batches_by_length(todo, batch_size):
                 audio = [u.load() for u in batch]
                 features = processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
@@ -108,35 +106,63 @@ class EncoderCache:
                         ]
                     )
                 output = encoder(features.to(device, encoder.dtype)).last_hidden_state
-                for utterance, row in zip(batch, output.float().cpu().numpy(), strict=True):
-                    states[index[utterance.id]] = row
-                states.flush()  # the rows are on disk before the list says they are
-                done.update(u.id for u in batch)
-                _write_text_atomically(progress, json.dumps(sorted(done)))
+                arrays.write([index[u.id] for u in batch], states=output.float().cpu().numpy())
                 bar.update(len(batch))
-        del states
-        partial.replace(path)
+        arrays.finish()
         keys_path.write_text(json.dumps(keys))
-        progress.unlink(missing_ok=True)
         return cls(path, keys)
 
 
-def _finished_keys(partial: Path, progress: Path, shape: tuple[int, ...]) -> set[str]:
-    """Clips an interrupted build already wrote to `partial` (empty: start afresh)."""
-    if not (partial.is_file() and progress.is_file()):
-        return set()
-    try:
-        finished = set(json.loads(progress.read_text()))
-        on_disk = np.load(partial, mmap_mode="r").shape
-    except (ValueError, OSError):
-        return set()  # a progress list or partial file cut short: the build starts again
-    return finished if on_disk == shape else set()
+class PartialArrays:
+    """.npy files filled a batch of rows at a time, under `.NAME.partial` names until `finish` renames them.
 
+    After every batch the rows are flushed and then listed in a `.done.json` beside the first file, so a build
+    stopped in the middle starts again where it stopped (`done`), losing at most one batch.
+    """
 
-def _write_text_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f"{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
+    def __init__(self, arrays: dict[str, tuple[Path, tuple[int, ...], type]]):
+        self.final = {name: path for name, (path, _, _) in arrays.items()}
+        self.partial = {name: path.with_name(f".{path.name}.partial") for name, path in self.final.items()}
+        first = next(iter(self.partial.values()))
+        self.progress = first.with_name(f"{first.name}.done.json")
+        self.done = self._finished_rows({name: shape for name, (_, shape, _) in arrays.items()})
+        self.arrays = {
+            name: np.lib.format.open_memmap(self.partial[name], mode="r+")
+            if self.done
+            else np.lib.format.open_memmap(self.partial[name], mode="w+", dtype=dtype, shape=shape)
+            for name, (_, shape, dtype) in arrays.items()
+        }
+
+    def write(self, rows: list[int], **values: np.ndarray) -> None:
+        """Store `values[name]` (one entry per row, cut to its own length) at `rows`, then record them as done."""
+        for name, array in values.items():
+            self.arrays[name][rows, : array.shape[1]] = array
+        for array in self.arrays.values():
+            array.flush()  # the rows are on disk before the list says they are
+        self.done.update(rows)
+        temporary = self.progress.with_name(f"{self.progress.name}.tmp")
+        temporary.write_text(json.dumps(sorted(self.done)))
+        temporary.replace(self.progress)
+
+    def finish(self) -> None:
+        """Rename every file into place, the first one given last (its presence means all are complete)."""
+        for array in self.arrays.values():
+            array.flush()
+        self.arrays.clear()
+        for name in reversed(list(self.final)):
+            self.partial[name].replace(self.final[name])
+        self.progress.unlink(missing_ok=True)
+
+    def _finished_rows(self, shapes: dict[str, tuple[int, ...]]) -> set[int]:
+        """Rows an interrupted build already wrote (empty: start afresh)."""
+        if not self.progress.is_file() or not all(path.is_file() for path in self.partial.values()):
+            return set()
+        try:
+            done = set(json.loads(self.progress.read_text()))
+            on_disk = {name: np.load(path, mmap_mode="r").shape for name, path in self.partial.items()}
+        except (ValueError, OSError):
+            return set()  # a progress list or a partial file cut short: the build starts again
+        return done if on_disk == shapes else set()
 
 
 class EncoderViews:
