@@ -68,6 +68,16 @@ def tiny_model_dir(tokenizer, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_ct2_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model exported to CTranslate2 (float32)."""
+    from distil_whisper_zh.export import ExportOptions, export_ctranslate2
+
+    out = tmp_path_factory.mktemp("tiny-ct2") / "ct2"
+    export_ctranslate2(ExportOptions(model=str(tiny_model_dir), out=str(out), quantization="float32"))
+    return out
+
+
+@pytest.fixture(scope="session")
 def aishell_rows() -> list[dict]:
     manifest = AISHELL_S0150 / "manifest.jsonl"
     if not manifest.is_file():

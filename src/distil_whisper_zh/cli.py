@@ -578,7 +578,7 @@ def _arguments_run(sub: argparse.ArgumentParser) -> None:
 
 def _arguments_demo(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", default="demo", help="output folder (default ./demo)")
-    sub.add_argument("--epochs", type=float, default=4.0, help="distillation epochs")
+    sub.add_argument("--epochs", type=float, default=12.0, help="distillation epochs (default 12)")
     sub.add_argument("--finetune-steps", type=int, default=20)
     sub.add_argument("--threads", type=int, default=None)
 
