@@ -7,8 +7,9 @@ token's probability onto the token that starts its Simplified spelling (這 -> �
 the student learns the teacher's uncertainty between *words*, not between scripts (distill/losses.py applies it).
 
 Tokens that are not whole characters (byte pieces of a rarer character) cannot be converted on their own and are
-left as they are; so are tokens without a Traditional form, and the few characters that OpenCC converts one by one
-but Simplified Chinese also writes (乾 in 乾隆 and 乾坤, the surname 於).
+left as they are; so are tokens without a Traditional form, and 乾, which OpenCC converts on its own (to 干) but
+Simplified Chinese also writes (乾隆, 乾坤). 於 is folded onto 于: Simplified keeps it only for a rare surname, while
+whisper-base writes 由於 and 於是 for 由于 and 于是 all the time (a demo student learned 由於 from it).
 
 The same tokens are what `dwz create-student` suppresses in a student's generation config (`traditional_token_ids`):
 a student taught Simplified never needs them, and transformers' `generate`, its pipeline and a CTranslate2 export
@@ -25,8 +26,8 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 from .text import to_simplified
 
 REPLACEMENT_CHARACTER = "\ufffd"  # what a byte piece of a multi-byte character decodes to
-# Standard Simplified characters (通用规范汉字表) that t2s still maps on their own, as it does not know the word.
-ALSO_SIMPLIFIED = frozenset("乾於")
+# A standard Simplified character (通用规范汉字表, 乾 = qián) that t2s still maps on its own, not knowing the word.
+ALSO_SIMPLIFIED = frozenset("乾")
 
 
 def simplified_token_map(tokenizer) -> torch.Tensor:
