@@ -11,7 +11,15 @@ from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillat
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.student import CreateStudentOptions, create_student
-from distil_whisper_zh.training.loop import example_weights, global_batches
+from distil_whisper_zh.training.augment import clip_view
+from distil_whisper_zh.training.loop import (
+    RUN_FILE,
+    example_weights,
+    global_batches,
+    read_numbers,
+    reads_per_epoch,
+    same_run,
+)
 from distil_whisper_zh.training.options import TrainingOptions
 
 
@@ -145,7 +153,7 @@ def test_resume_equals_an_uninterrupted_run(student_dir, tiny_model_dir, small_m
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "split")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
-    steps = [__import__("json").loads(line)["step"] for line in (tmp_path / "split" / "train_log.jsonl").open()]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "train_log.jsonl").open()]
     assert steps == [1, 2, 3, 4]
 
 
@@ -229,6 +237,25 @@ def test_dataset_weights_repeat_clips_within_an_epoch():
     assert all(len(global_batches(8, 2, epoch=e, seed=0, weights=halves)) == 3 for e in range(10))
 
 
+def test_repeats_of_a_clip_read_different_augmented_views():
+    weights = [3.0, 3.0, 1.0, 1.0, 1.0, 1.0]
+    stride = reads_per_epoch(weights)
+    assert stride == 3 and reads_per_epoch(None) == 1
+    for epoch in range(2):
+        batches = global_batches(6, 2, epoch=epoch, seed=0, weights=weights)
+        reads = read_numbers(batches, epoch, stride)
+        by_clip: dict[int, list[int]] = {}
+        for batch, numbers in zip(batches, reads, strict=True):
+            for index, number in zip(batch, numbers, strict=True):
+                by_clip.setdefault(index, []).append(number)
+        assert by_clip[0] == [3 * epoch, 3 * epoch + 1, 3 * epoch + 2]  # in draw order
+        assert by_clip[2] == [3 * epoch]
+        # with 2 augmented views (3 in all), the three reads of a weight-3 clip are its three views
+        assert sorted(clip_view("clip-0", n, 2) for n in by_clip[0]) == [0, 1, 2]
+    unweighted = global_batches(4, 2, epoch=5, seed=0)
+    assert read_numbers(unweighted, 5, reads_per_epoch(None)) == [[5, 5], [5, 5]]  # one read an epoch: the epoch
+
+
 def test_example_weights_name_the_datasets():
     clips = [Utterance("a", Path("a.wav"), "好", fields={"dataset": "tts"}), Utterance("b", Path("b.wav"), "好")]
     clips[1].fields["dataset"] = "train"
@@ -267,3 +294,32 @@ def test_a_rerun_on_relabelled_data_starts_afresh(student_dir, tiny_model_dir, s
     small_manifest.write_text("\n".join(relabelled) + "\n", encoding="utf-8")
     run_distillation(_options(student_dir, tiny_model_dir, small_manifest, out, max_steps=2))
     assert "is from a run with other options; starting afresh" in capsys.readouterr().out
+
+
+def test_a_checkpoint_that_predates_an_option_at_its_default_is_the_same_run():
+    defaults = {"top_k": 0, "training": {"dropout": None, "epochs": 3.0}}
+    current = {"top_k": 0, "training": {"dropout": None, "epochs": 5.0}, "data": "abc"}
+    assert same_run({"training": {"epochs": 5.0}, "data": "abc"}, current, defaults)  # older: no top_k, no dropout
+    assert not same_run({"training": {"epochs": 5.0}, "data": "abc"}, {**current, "top_k": 32}, defaults)
+    assert not same_run({"top_k": 0, "training": {"epochs": 3.0}, "data": "abc"}, current, defaults)
+    assert not same_run({**current, "removed_option": 1}, current, defaults)
+    weighted = {**current, "training": {**current["training"], "dataset_weights": {}}}
+    other_weights = {**weighted, "training": {**weighted["training"], "dataset_weights": {"real": 3}}}
+    assert not same_run(other_weights, weighted, {})
+
+
+def test_an_interrupted_run_of_an_older_toolkit_version_resumes(
+    student_dir, tiny_model_dir, small_manifest, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    options = _options(student_dir, tiny_model_dir, small_manifest, out, max_steps=4, save_every=100)
+    run_distillation(_options(student_dir, tiny_model_dir, small_manifest, out, max_steps=4, stop_after_steps=2))
+    saved = out / "checkpoints" / "last" / RUN_FILE
+    identity = json.loads(saved.read_text())
+    del identity["training"]["dropout"], identity["teacher_top_k"]  # options added after that run was started
+    saved.write_text(json.dumps(identity))
+    capsys.readouterr()
+    run_distillation(options)
+    assert "(resuming at 2)" in capsys.readouterr().out
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").open()]
+    assert steps == [1, 2, 3, 4]

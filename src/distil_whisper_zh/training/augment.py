@@ -68,9 +68,13 @@ def spec_augment(
     return masked
 
 
-def clip_view(key: str, epoch: int | None, views: int) -> int:
-    """Which cached view (0 = clean) epoch `epoch` reads clip `key` from; `None` means the clean one."""
-    if epoch is None or views == 0:
+def clip_view(key: str, read: int | None, views: int) -> int:
+    """Which cached view (0 = clean) the `read`-th training read of clip `key` uses; `None` means the clean one.
+
+    Consecutive reads of a clip cycle through its views from a per-clip offset, so one epoch mixes clean and
+    masked clips and a clip read twice (an epoch, or a weighted dataset's repeats) sees two different views.
+    """
+    if read is None or views == 0:
         return 0
     offset = view_seed(key, -1) % (views + 1)
-    return (epoch + offset) % (views + 1)
+    return (read + offset) % (views + 1)

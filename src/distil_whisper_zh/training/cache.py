@@ -166,12 +166,16 @@ class PartialArrays:
 
 
 class EncoderViews:
-    """A clean cache and its augmented views: in epoch e each clip is read from the view `clip_view` names."""
+    """A clean cache and its augmented views: the n-th read of a clip comes from the view `clip_view` names."""
 
     def __init__(self, views: list[EncoderCache]):
         self.views = views
 
-    def get(self, keys: list[str], epoch: int | None, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    def get(self, keys: list[str], reads: list[int] | None, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The states of `keys`, each from the view of its read number (`None`: all clean)."""
         extra = len(self.views) - 1
-        rows = np.stack([self.views[clip_view(key, epoch, extra)].row(key) for key in keys])
+        reads = reads if reads is not None else [None] * len(keys)
+        rows = np.stack(
+            [self.views[clip_view(key, read, extra)].row(key) for key, read in zip(keys, reads, strict=True)]
+        )
         return torch.from_numpy(rows).to(device=device, dtype=dtype)

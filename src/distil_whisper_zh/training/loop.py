@@ -15,7 +15,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 
 import torch
@@ -140,6 +140,36 @@ def training_data_fingerprint(utterances: list[Utterance]) -> str:
     return digest.hexdigest()
 
 
+def field_defaults(cls) -> dict:
+    """The default of each field of dataclass `cls` that has one, as plain JSON values (nested dataclasses as dicts)."""
+    values = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            values[f.name] = f.default_factory()
+    return json.loads(json.dumps({k: asdict(v) if is_dataclass(v) else v for k, v in values.items()}, default=str))
+
+
+def same_run(saved: dict, current: dict, defaults: dict) -> bool:
+    """Whether a checkpoint's run identity `saved` is `current`. An option the saved run predates (missing there)
+    counts as its default, so a toolkit update that adds options does not restart a killed run; any other
+    difference, or an option the saved run had and this one lacks, is another run."""
+    if set(saved) - set(current):
+        return False
+    for key, value in current.items():
+        default = defaults.get(key, MISSING)
+        if key not in saved:
+            if default != value:
+                return False
+        elif isinstance(value, dict) and isinstance(saved[key], dict):
+            if not same_run(saved[key], value, default if isinstance(default, dict) else {}):
+                return False
+        elif saved[key] != value:
+            return False
+    return True
+
+
 def epoch_size(weights: list[float] | None, num_examples: int) -> int:
     """Clips drawn per epoch: each clip as often as its dataset's weight says (once when unweighted)."""
     return num_examples if weights is None else math.floor(sum(weights))
@@ -168,6 +198,25 @@ def global_batches(
     needed = count * global_batch
     order = (order * math.ceil(needed / max(1, len(order))))[:needed] if len(order) < needed else order
     return [order[i * global_batch : (i + 1) * global_batch] for i in range(count)]
+
+
+def reads_per_epoch(weights: list[float] | None) -> int:
+    """How often the most-weighted clip is drawn in an epoch (at most): the stride of `read_numbers`."""
+    return 1 if weights is None else max(1, math.ceil(max(weights, default=1.0)))
+
+
+def read_numbers(batches: list[list[int]], epoch: int, stride: int) -> list[list[int]]:
+    """For each slot of an epoch's batches, the how-manieth training read of its clip it is: `epoch * stride`
+    plus the times the clip was drawn earlier in the epoch (a clip of weight 3 is read 3e, 3e+1, 3e+2)."""
+    seen: dict[int, int] = {}
+    numbers = []
+    for batch in batches:
+        row = []
+        for index in batch:
+            row.append(epoch * stride + seen.get(index, 0))
+            seen[index] = seen.get(index, 0) + 1
+        numbers.append(row)
+    return numbers
 
 
 def example_weights(utterances: list[Utterance], dataset_weights: dict[str, float]) -> list[float] | None:
@@ -294,13 +343,21 @@ class Trainer:
         data = training_data_fingerprint(self.utterances)
         return json.loads(json.dumps({**identity, "training": training, "data": data}, default=str))
 
+    def identity_defaults(self) -> dict:
+        """What `run_identity` holds for options left at their defaults (see `same_run`)."""
+        options = getattr(self, "options", None)
+        defaults = field_defaults(type(options)) if is_dataclass(options) else {}
+        return {**defaults, "training": field_defaults(TrainingOptions)}
+
     def should_resume(self) -> bool:
         """Continue OUT/checkpoints/last when it is complete and from this same run (so rerunning the command that
         was killed continues it), or when --resume says so; a checkpoint of other options is started afresh."""
         if not is_complete_checkpoint(self.last_dir):
             return False
         saved = self.last_dir / RUN_FILE
-        if self.training.resume or (saved.is_file() and json.loads(saved.read_text()) == self.run_identity()):
+        if self.training.resume or (
+            saved.is_file() and same_run(json.loads(saved.read_text()), self.run_identity(), self.identity_defaults())
+        ):
             return True
         self.accelerator.print(f"{self.description}: {self.last_dir} is from a run with other options; starting afresh")
         if self.accelerator.is_main_process:
@@ -372,15 +429,16 @@ class Trainer:
                 )
         return caches
 
-    def make_batch(self, indices: list[int], epoch: int | None = None) -> TrainBatch:
-        """The batch of `indices`; a training epoch picks each clip's cached view (None: the clean states)."""
+    def make_batch(self, indices: list[int], reads: list[int] | None = None) -> TrainBatch:
+        """The batch of `indices`; `reads` (training) picks each clip's cached view by its read number (None: the
+        clean states)."""
         examples = [self.examples[i] for i in indices]
         keys = [e.utterance.id for e in examples]
         decoder = collate_labels([e.label_ids for e in examples], self.processor.tokenizer.pad_token_id)
         device, dtype = self.accelerator.device, self.model.model.dtype
         decoder = DecoderBatch(decoder.decoder_input_ids.to(device), decoder.labels.to(device))
         if self.caches:
-            states = {name: cache.get(keys, epoch, device, dtype) for name, cache in self.caches.items()}
+            states = {name: cache.get(keys, reads, device, dtype) for name, cache in self.caches.items()}
             return TrainBatch(keys, decoder, cached_states=states)
         features = self.processor.feature_extractor(
             [e.utterance.load() for e in examples], sampling_rate=SAMPLE_RATE, return_tensors="pt"
@@ -436,21 +494,24 @@ class Trainer:
             + (f" with {self.training.augment_views} SpecAugment view(s)" if self.training.augment_views else "")
         )
 
-    def micro_batches(self, step: int) -> list[list[int]]:
-        """This process's micro-batches for optimizer step `step` (deterministic: resumable, shardable)."""
+    def micro_batches(self, step: int) -> list[tuple[list[int], list[int]]]:
+        """This process's micro-batches for optimizer step `step`, each as (clip indices, their read numbers);
+        deterministic: resumable, shardable."""
         epoch, position = divmod(step, self.steps_per_epoch)
-        batch = global_batches(len(self.examples), self.global_batch, epoch, self.training.seed, self.weights)[position]
-        mine = batch[self.accelerator.process_index :: self.accelerator.num_processes]
+        batches = global_batches(len(self.examples), self.global_batch, epoch, self.training.seed, self.weights)
+        reads = read_numbers(batches, epoch, reads_per_epoch(self.weights))[position]
+        mine = slice(self.accelerator.process_index, None, self.accelerator.num_processes)
+        indices, reads = batches[position][mine], reads[mine]
         size = self.training.batch_size
-        return [mine[i : i + size] for i in range(0, len(mine), size)]
+        return [(indices[i : i + size], reads[i : i + size]) for i in range(0, len(indices), size)]
 
     def optimizer_step(self, model, optimizer, scheduler, step: int) -> dict[str, float]:
         micro_batches = self.micro_batches(step)
         totals: dict[str, float] = {}
-        for i, indices in enumerate(micro_batches):
+        for i, (indices, reads) in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
-                parts = self.compute_loss(model, self.make_batch(indices, epoch=step // self.steps_per_epoch))
+                parts = self.compute_loss(model, self.make_batch(indices, reads))
                 self.accelerator.backward(parts["loss"] / len(micro_batches))
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value.item() / len(micro_batches)
