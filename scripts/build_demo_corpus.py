@@ -48,10 +48,13 @@ def main() -> None:
     parser.add_argument("corpus", type=Path, help="the demo corpus folder (audio/, train.jsonl, dev.jsonl)")
     parser.add_argument("--sentences", type=int, default=400)
     args = parser.parse_args()
-    audio = args.corpus / "audio"
+    audio, partial = args.corpus / "audio", args.corpus / "audio.partial"
+    chosen = chosen_rows(args.tts, args.sentences)  # refuses a too small TTS folder before anything is touched
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    rows = [encode(row, args.tts, partial) for row in chosen]  # a bad WAV stops here, the shipped audio intact
     shutil.rmtree(audio, ignore_errors=True)
-    audio.mkdir(parents=True)
-    rows = [encode(row, args.tts, audio) for row in chosen_rows(args.tts, args.sentences)]
+    partial.rename(audio)
     write_jsonl_atomic(args.corpus / "dev.jsonl", (row for i, row in enumerate(rows) if i in DEV))
     write_jsonl_atomic(args.corpus / "train.jsonl", (row for i, row in enumerate(rows) if i not in DEV))
     size = sum(path.stat().st_size for path in audio.iterdir())

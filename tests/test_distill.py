@@ -17,7 +17,6 @@ from distil_whisper_zh.training.loop import (
     example_weights,
     global_batches,
     read_numbers,
-    reads_per_epoch,
     same_run,
 )
 from distil_whisper_zh.training.options import TrainingOptions
@@ -239,21 +238,20 @@ def test_dataset_weights_repeat_clips_within_an_epoch():
 
 def test_repeats_of_a_clip_read_different_augmented_views():
     weights = [3.0, 3.0, 1.0, 1.0, 1.0, 1.0]
-    stride = reads_per_epoch(weights)
-    assert stride == 3 and reads_per_epoch(None) == 1
-    for epoch in range(2):
+    reads_of: dict[int, list[int]] = {}
+    for epoch in range(3):
         batches = global_batches(6, 2, epoch=epoch, seed=0, weights=weights)
-        reads = read_numbers(batches, epoch, stride)
-        by_clip: dict[int, list[int]] = {}
-        for batch, numbers in zip(batches, reads, strict=True):
+        for batch, numbers in zip(batches, read_numbers(batches, epoch, weights), strict=True):
             for index, number in zip(batch, numbers, strict=True):
-                by_clip.setdefault(index, []).append(number)
-        assert by_clip[0] == [3 * epoch, 3 * epoch + 1, 3 * epoch + 2]  # in draw order
-        assert by_clip[2] == [3 * epoch]
-        # with 2 augmented views (3 in all), the three reads of a weight-3 clip are its three views
-        assert sorted(clip_view("clip-0", n, 2) for n in by_clip[0]) == [0, 1, 2]
+                reads_of.setdefault(index, []).append(number)
+    assert reads_of[0] == list(range(9))  # weight 3: three reads an epoch, numbered in draw order
+    assert reads_of[2] == [0, 1, 2]  # weight 1: one read an epoch, numbered by the epoch
+    # with 2 augmented views (3 in all), a weight-3 clip sees all three in one epoch, and a weight-1 clip all
+    # three over three epochs (not one view forever, as a shared stride of 3 would give it)
+    assert sorted(clip_view("clip-0", n, 2) for n in reads_of[0][:3]) == [0, 1, 2]
+    assert sorted(clip_view("clip-2", n, 2) for n in reads_of[2]) == [0, 1, 2]
     unweighted = global_batches(4, 2, epoch=5, seed=0)
-    assert read_numbers(unweighted, 5, reads_per_epoch(None)) == [[5, 5], [5, 5]]  # one read an epoch: the epoch
+    assert read_numbers(unweighted, 5) == [[5, 5], [5, 5]]  # one read an epoch: the epoch
 
 
 def test_example_weights_name_the_datasets():

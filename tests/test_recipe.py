@@ -186,6 +186,19 @@ def test_a_changed_stage_reruns_and_so_do_the_stages_after_it(tmp_path):
     assert len(calls) == 4
 
 
+def test_another_thread_count_does_not_rerun_finished_stages(tmp_path):
+    from distil_whisper_zh.recipe import Recipe, run_recipe
+
+    def labels(threads):
+        options = {"teacher": "t", "data": ["d"], "out": "o", "threads": threads}
+        return Recipe(tmp_path, [Stage("l", "pseudo-label", options)])
+
+    calls = []
+    assert run_recipe(labels(1), build_parser(), calls.append) == ["l"]
+    assert run_recipe(labels(2), build_parser(), calls.append) == []  # threads change speed, not what is computed
+    assert calls == [["pseudo-label", "--teacher", "t", "--data", "d", "--out", "o", "--threads", "1"]]
+
+
 def test_training_stage_resumes_only_with_unchanged_arguments(tmp_path):
     from distil_whisper_zh.recipe import Recipe, run_recipe
 

@@ -148,7 +148,20 @@ def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command, unt
 
 
 def _same(marker: Path, argv: list[str]) -> bool:
-    return marker.is_file() and json.loads(marker.read_text()) == argv
+    """Whether `marker` records this command line, thread counts aside (they change speed, not results)."""
+    return marker.is_file() and _without_threads(json.loads(marker.read_text())) == _without_threads(argv)
+
+
+def _without_threads(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--threads":
+            skip = True
+        elif not arg.startswith("--threads="):
+            kept.append(arg)
+    return kept
 
 
 def run_shell(name: str, script: str) -> None:

@@ -200,19 +200,16 @@ def global_batches(
     return [order[i * global_batch : (i + 1) * global_batch] for i in range(count)]
 
 
-def reads_per_epoch(weights: list[float] | None) -> int:
-    """How often the most-weighted clip is drawn in an epoch (at most): the stride of `read_numbers`."""
-    return 1 if weights is None else max(1, math.ceil(max(weights, default=1.0)))
-
-
-def read_numbers(batches: list[list[int]], epoch: int, stride: int) -> list[list[int]]:
-    """For each slot of an epoch's batches, the how-manieth training read of its clip it is: `epoch * stride`
-    plus the times the clip was drawn earlier in the epoch (a clip of weight 3 is read 3e, 3e+1, 3e+2)."""
+def read_numbers(batches: list[list[int]], epoch: int, weights: list[float] | None = None) -> list[list[int]]:
+    """For each slot of an epoch's batches, the how-manieth training read of its clip it is. A clip of weight w
+    is drawn up to ceil(w) times an epoch, so its reads in epoch e are numbered ceil(w) * e, ceil(w) * e + 1, ...
+    in draw order; an unweighted clip's read number is the epoch."""
     seen: dict[int, int] = {}
     numbers = []
     for batch in batches:
         row = []
         for index in batch:
+            stride = 1 if weights is None else max(1, math.ceil(weights[index]))
             row.append(epoch * stride + seen.get(index, 0))
             seen[index] = seen.get(index, 0) + 1
         numbers.append(row)
@@ -347,7 +344,7 @@ class Trainer:
         """What `run_identity` holds for options left at their defaults (see `same_run`)."""
         options = getattr(self, "options", None)
         defaults = field_defaults(type(options)) if is_dataclass(options) else {}
-        return {**defaults, "training": field_defaults(TrainingOptions)}
+        return {"training": field_defaults(TrainingOptions), **defaults}  # a command's own training defaults win
 
     def should_resume(self) -> bool:
         """Continue OUT/checkpoints/last when it is complete and from this same run (so rerunning the command that
@@ -499,7 +496,7 @@ class Trainer:
         deterministic: resumable, shardable."""
         epoch, position = divmod(step, self.steps_per_epoch)
         batches = global_batches(len(self.examples), self.global_batch, epoch, self.training.seed, self.weights)
-        reads = read_numbers(batches, epoch, reads_per_epoch(self.weights))[position]
+        reads = read_numbers(batches, epoch, self.weights)[position]
         mine = slice(self.accelerator.process_index, None, self.accelerator.num_processes)
         indices, reads = batches[position][mine], reads[mine]
         size = self.training.batch_size
