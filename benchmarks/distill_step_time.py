@@ -5,7 +5,8 @@
 
 Creates a 6+2 student from the teacher in a temporary folder, then times `--steps` optimizer steps of batch
 `--batch-size` three times: encoders run every step; encoder states read from the cache (built first, its time
-reported as setup); and encoder states plus the teacher's top-k logits read from caches (`--teacher-top-k`).
+reported as setup); encoder states plus the teacher's top-k logits read from caches (`--teacher-top-k`); and that
+again under bf16 autocast (where the CPU computes bf16 natively: AVX512-BF16 or AMX).
 Results go to benchmarks/results/distill_step_time.json.
 """
 
@@ -23,6 +24,7 @@ import torch
 from distil_whisper_zh.data import load_dataset_spec
 from distil_whisper_zh.distill import Distiller, DistillOptions
 from distil_whisper_zh.jsonl import write_jsonl_atomic
+from distil_whisper_zh.runtime import native_bf16
 from distil_whisper_zh.student import CreateStudentOptions, create_student
 from distil_whisper_zh.training.options import TrainingOptions
 
@@ -32,7 +34,7 @@ RESULTS = Path(__file__).parent / "results" / "distill_step_time.json"
 def time_steps(distiller: Distiller, steps: int) -> float:
     """Seconds per optimizer step (forward of both models, backward, AdamW), after one warm-up step."""
     optimizer, scheduler = distiller.make_optimizer()
-    model = distiller.model.model
+    model, optimizer = distiller.accelerator.prepare(distiller.model.model, optimizer)  # autocast, if any
     distiller.optimizer_step(model, optimizer, scheduler, 0)
     start = time.perf_counter()
     for step in range(1, steps + 1):
@@ -60,7 +62,10 @@ def main() -> None:
         student = tmp_path / "student"
         create_student(CreateStudentOptions(teacher=args.teacher, out=str(student), decoder_layers=2))
         results = {}
-        for name, cached, top_k in (("live", False, 0), ("cached", True, 0), ("cached_top_k", True, args.top_k)):
+        runs = [("live", False, 0, "no"), ("cached", True, 0, "no"), ("cached_top_k", True, args.top_k, "no")]
+        if native_bf16(torch.device("cpu")):
+            runs.append(("cached_top_k_bf16", True, args.top_k, "bf16"))
+        for name, cached, top_k, precision in runs:
             options = DistillOptions(
                 student=str(student),
                 teacher=args.teacher,
@@ -73,6 +78,7 @@ def main() -> None:
                     threads=args.threads,
                     device="cpu",
                     max_steps=args.steps + 1,
+                    mixed_precision=precision,
                 ),
             )
             built = time.perf_counter()
@@ -96,6 +102,10 @@ def main() -> None:
         "speedup_from_cache_and_top_k": results["live"]["seconds_per_step"]
         / results["cached_top_k"]["seconds_per_step"],
     }
+    if "cached_top_k_bf16" in results:
+        report["speedup_from_bf16"] = (
+            results["cached_top_k"]["seconds_per_step"] / results["cached_top_k_bf16"]["seconds_per_step"]
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

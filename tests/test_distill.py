@@ -10,14 +10,17 @@ from distil_whisper_zh.data import Utterance
 from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.models import load_whisper
+from distil_whisper_zh.runtime import native_bf16, resolve_mixed_precision
 from distil_whisper_zh.student import CreateStudentOptions, create_student
 from distil_whisper_zh.training.augment import clip_view
 from distil_whisper_zh.training.loop import (
     RUN_FILE,
     example_weights,
     global_batches,
+    make_accelerator,
     read_numbers,
     same_run,
+    without_autocast,
 )
 from distil_whisper_zh.training.options import TrainingOptions
 
@@ -130,6 +133,55 @@ def test_teacher_top_k_cache_over_the_whole_vocabulary_trains_like_live_logits(
     assert not torch.equal(b["model.decoder.layers.0.fc1.weight"], c["model.decoder.layers.0.fc1.weight"])
     with pytest.raises(DwzError, match="--teacher-top-k must be 0"):
         DistillOptions(student="s", teacher="t", data=["d"], out="o", teacher_top_k=-1)
+
+
+NATIVE_BF16 = native_bf16(torch.device("cpu"))
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
+def test_bf16_autocast_trains_like_float32(student_dir, tiny_model_dir, small_manifest, tmp_path, capsys):
+    def run(out, precision):
+        options = _options(student_dir, tiny_model_dir, small_manifest, out, max_steps=8, mixed_precision=precision)
+        run_distillation(options)
+        return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+    full, half = run(tmp_path / "fp32", "no"), run(tmp_path / "bf16", "auto")
+    assert "bf16 autocast" in capsys.readouterr().out
+    assert half[-1]["ce"] < half[0]["ce"]  # it learns
+    for a, b in zip(full, half, strict=True):  # and follows the float32 run to bf16's rounding
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.03)
+    saved = load_file(str(tmp_path / "bf16" / "model.safetensors"))
+    assert {t.dtype for t in saved.values()} == {torch.float32}  # float32 master weights, saved as such
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX)")
+def test_dev_cer_decodes_without_the_training_autocast(tiny_model_dir):
+    model = load_whisper(str(tiny_model_dir)).model
+    prepared = make_accelerator(cpu=True, precision="bf16").prepare(model)
+    seen = []
+    prepared.model.decoder.layers[0].fc1.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    tokens, states = torch.tensor([[50258, 50260]]), torch.randn(1, 1500, model.config.d_model)
+    prepared(encoder_outputs=(states,), decoder_input_ids=tokens)
+    with without_autocast(prepared):
+        prepared(encoder_outputs=(states,), decoder_input_ids=tokens)
+    prepared(encoder_outputs=(states,), decoder_input_ids=tokens)
+    assert seen == [torch.bfloat16, torch.float32, torch.bfloat16]
+    make_accelerator(cpu=True, precision="no")  # later tests in this process train in float32
+
+
+def test_mixed_precision_is_resolved_for_the_device():
+    cpu = torch.device("cpu")
+    assert resolve_mixed_precision("auto", cpu) == ("bf16" if NATIVE_BF16 else "no")
+    assert resolve_mixed_precision("no", cpu) == "no"
+    with pytest.raises(DwzError, match="--mixed-precision fp16 needs a CUDA GPU"):
+        resolve_mixed_precision("fp16", cpu)
+    with pytest.raises(DwzError, match="--mixed-precision 'fp8': choose one of auto, no, fp16, bf16"):
+        resolve_mixed_precision("fp8", cpu)
+    if not NATIVE_BF16:
+        with pytest.raises(DwzError, match="no native bfloat16"):
+            resolve_mixed_precision("bf16", cpu)
+    with pytest.raises(DwzError, match="--mixed-precision must be one of auto, no, fp16, bf16, got 'fp8'"):
+        TrainingOptions(mixed_precision="fp8")
 
 
 def test_resume_equals_an_uninterrupted_run(student_dir, tiny_model_dir, small_manifest, tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 from transformers.models.whisper import modeling_whisper as hf_whisper
@@ -32,7 +33,7 @@ from ..files import recover_interrupted, write_atomically
 from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
 from ..pseudo_label import LABELS_FILE, load_labels
-from ..runtime import configure_threads, wants_cpu
+from ..runtime import configure_threads, native_bf16, resolve_mixed_precision, wants_cpu
 from ..skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen
 from .batches import DecoderBatch, collate_labels, label_token_ids
 from .cache import EncoderCache, EncoderViews, cache_bytes
@@ -138,6 +139,31 @@ def training_data_fingerprint(utterances: list[Utterance]) -> str:
         audio = str(u.audio) if isinstance(u.audio, (str, Path)) else "<in memory>"
         digest.update(f"{u.id}\t{audio}\t{u.text}\n".encode())
     return digest.hexdigest()
+
+
+def make_accelerator(cpu: bool, precision: str) -> Accelerator:
+    """An `Accelerator` with `precision`. accelerate keeps one state per process and refuses another precision
+    later; a run after one with another precision in the same process (a recipe's stages) resets that part of it,
+    keeping the process group."""
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision") != precision:
+        AcceleratorState._reset_state()
+    return Accelerator(cpu=cpu, mixed_precision=precision)
+
+
+@contextlib.contextmanager
+def without_autocast(model):
+    """The model's own forward for a while: `prepare` wraps it in the run's autocast, but dev CER decodes in the
+    model's dtype, as `dwz evaluate` will (accelerate keeps the original as `_original_forward`)."""
+    wrapped, original = model.__dict__.get("forward"), model.__dict__.get("_original_forward")
+    if original is None:
+        yield
+        return
+    model.forward = original
+    try:
+        yield
+    finally:
+        model.forward = wrapped
 
 
 def field_defaults(cls) -> dict:
@@ -278,7 +304,9 @@ class Trainer:
         self.training = training
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.accelerator = Accelerator(cpu=wants_cpu(training.device), mixed_precision=training.mixed_precision)
+        cpu = wants_cpu(training.device)
+        self.precision = resolve_mixed_precision(training.mixed_precision, torch.device("cpu" if cpu else "cuda"))
+        self.accelerator = make_accelerator(cpu, self.precision)
         configure_threads(training.threads)
         torch.manual_seed(training.seed)
         with self.accelerator.main_process_first():  # a bad model fails before the data is read; imports run once
@@ -489,7 +517,15 @@ class Trainer:
             f"{'frozen' if self.training.freeze_encoder else 'trained'}, "
             f"{'cached' if self.caches else 'run every step'}"
             + (f" with {self.training.augment_views} SpecAugment view(s)" if self.training.augment_views else "")
+            + self.precision_text()
         )
+
+    def precision_text(self) -> str:
+        if self.precision != "no":
+            return f"; {self.precision} autocast"
+        if native_bf16(self.accelerator.device):
+            return "; float32 (this device computes bf16 natively: --mixed-precision auto trains about 2x faster)"
+        return "; float32"
 
     def micro_batches(self, step: int) -> list[tuple[list[int], list[int]]]:
         """This process's micro-batches for optimizer step `step`, each as (clip indices, their read numbers);
@@ -537,7 +573,8 @@ class Trainer:
     def evaluate_and_keep_best(self, model, state: TrainState) -> float:
         unwrapped = self.accelerator.unwrap_model(model)
         batch_size, fallback = self.training.batch_size, self.training.eval_fallback
-        cer = dev_cer(unwrapped, self.processor, self.eval_utterances, batch_size, fallback)
+        with without_autocast(unwrapped):
+            cer = dev_cer(unwrapped, self.processor, self.eval_utterances, batch_size, fallback)
         self.freeze_modes(unwrapped)
         if state.best_cer is None or cer < state.best_cer:
             state.best_cer, state.best_step = cer, state.step

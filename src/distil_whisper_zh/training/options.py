@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from transformers import SchedulerType
 
 from ..errors import DwzError
+from ..runtime import MIXED_PRECISIONS
 
 SCHEDULERS = tuple(s.value for s in SchedulerType)
 
@@ -38,7 +39,7 @@ class TrainingOptions:
     cache_dir: str | None = None  # where the cache lives (default OUT/cache); runs on the same clips can share it
     resume: bool = False  # continue from OUT/checkpoints/last
     stop_after_steps: int | None = None  # checkpoint and stop after this many steps of this invocation
-    mixed_precision: str = "no"  # no, fp16, bf16 (CUDA)
+    mixed_precision: str = "no"  # autocast: no, bf16 (CUDA, or a CPU with AVX512-BF16/AMX), fp16 (CUDA), auto
     seed: int = 0
     strict: bool = False  # any bad clip is an error (default: skip it, list it in OUT/skipped.jsonl)
     threads: int | None = None
@@ -80,5 +81,6 @@ class TrainingOptions:
             raise DwzError("--augment-views masks the inputs of cached encoder states: add --cache-encoder-states")
         if self.cache_encoder_states and not self.freeze_encoder:
             raise DwzError("--cache-encoder-states needs a frozen encoder (drop --train-encoder)")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise DwzError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            choices = ", ".join(MIXED_PRECISIONS)
+            raise DwzError(f"--mixed-precision must be one of {choices}, got {self.mixed_precision!r}")
