@@ -1,6 +1,6 @@
 """`dwz demo`: the whole chain, offline, on the embedded corpus and the real whisper-base teacher.
 
-pseudo-label (punctuation transferred, CER filter) -> create-student (6+2) -> distill (encoder cache) ->
+pseudo-label (punctuation transferred, CER filter) -> create-student (6+3) -> distill (encoder cache) ->
 finetune (AdaLoRA) -> evaluate teacher vs students on held-out sentences -> DIR/report/report.md with plots.
 It is an ordinary recipe (see recipe.py), so a killed demo started again continues where it stopped.
 """
