@@ -92,3 +92,13 @@ def test_cli_finetune(tiny_model_dir, small_manifest, tmp_path, capsys):
     )
     assert code == 0
     assert "trained to step 3" in capsys.readouterr().out
+
+
+def test_adalora_plans_its_schedule_from_epochs(tiny_model_dir, small_manifest, tmp_path):
+    # recipes/whisper-small-zh.yaml gives epochs, no max-steps: AdaLoRA's schedule must come from the data's size
+    options = _options(tiny_model_dir, small_manifest, tmp_path / "out", max_steps=None, epochs=2, batch_size=1)
+    summary = run_finetune(options)
+    clips = sum(1 for _ in small_manifest.open())
+    assert summary.steps == 2 * clips
+    saved = torch.load(tmp_path / "out" / "checkpoints" / "last" / "adapter_state.pt", weights_only=False)
+    assert saved["rank_pattern"]  # the budget was allocated on the planned schedule

@@ -1,9 +1,10 @@
 """The training loop shared by distillation and fine-tuning.
 
-Call order: `Trainer(...)` loads data and the model (`load_model`), freezes what is frozen, builds the encoder
-cache if asked -> `run()` -> per optimizer step: `compute_loss` on each micro-batch, backward, clip, step,
-`after_optimizer_step` -> every `eval_every` steps dev CER (best model kept) -> every `save_every` steps
-OUT/checkpoints/last -> at the end the best (or last) model is copied to OUT, with train_log.jsonl and loss.png.
+Call order: `Trainer(...)` runs its phases: load data -> plan steps (weights, total steps) -> build the model
+(`load_model`, labels, frozen parts) -> build the encoder cache if asked; then `run()` -> per optimizer step:
+`compute_loss` on each micro-batch, backward, clip, step, `after_optimizer_step` -> every `eval_every` steps dev
+CER (best model kept) -> every `save_every` steps OUT/checkpoints/last -> at the end the best (or last) model is
+copied to OUT, with train_log.jsonl and loss.png.
 Batches are a pure function of (seed, step), so a resumed or sharded run sees exactly the same data.
 """
 
@@ -273,8 +274,8 @@ def _decode_cer(model, processor, utterances: list[Utterance], batch_size: int, 
         LoadedWhisper("model", "", model, processor), DecodingOptions(temperature_fallback=fallback)
     )
     total = EditCounts()
-    for utterance, transcript, _ in transcribe_utterances(decoder, utterances, batch_size):
-        total = total + utterance_counts(utterance.text or "", transcript.text)
+    for item in transcribe_utterances(decoder, utterances, batch_size):
+        total = total + utterance_counts(item.utterance.text or "", item.transcript.text)
     return total.cer
 
 
@@ -311,26 +312,40 @@ class Trainer:
         torch.manual_seed(training.seed)
         with self.accelerator.main_process_first():  # a bad model fails before the data is read; imports run once
             self.preflight()
-        self.skipped = SkipLog(training.strict)
+        # The phases run in this order, and each needs only what the ones before it made: the step plan (what
+        # AdaLoRA's schedule and the LR schedule need) comes from the data alone, before any model exists.
+        self.load_data(data, eval_data)
+        self.plan_steps()
+        self.build_model()
+        self.caches = self.build_caches() if training.cache_encoder_states else {}
+
+    def load_data(self, data: list[str], eval_data: list[str]) -> None:
+        """Phase 1: the training and dev clips, screened; unusable ones listed in OUT/skipped.jsonl."""
+        self.skipped = SkipLog(self.training.strict)
         try:
             self.utterances = load_training_data(data, self.skipped)
-            self.eval_utterances = load_eval_data(eval_data, training.max_eval_utterances, self.skipped)
+            self.eval_utterances = load_eval_data(eval_data, self.training.max_eval_utterances, self.skipped)
         finally:
             if self.accelerator.is_main_process:
                 self.skipped.write(self.out / SKIPPED_FILE)
         if self.skipped.items:
             self.accelerator.print(f"{self.description}: {self.skipped.summary()}, listed in {self.out / SKIPPED_FILE}")
+
+    def plan_steps(self) -> None:
+        """Phase 2: sampling weights, hence `steps_per_epoch` and `total_steps` (no model needed)."""
+        self.weights = example_weights(self.utterances, self.training.dataset_weights)
+
+    def build_model(self) -> None:
+        """Phase 3: the model (resumed from the last checkpoint of this same run, if any), its labels, frozen parts."""
         recover_interrupted(self.last_dir)
         self.resuming = self.should_resume()
         with self.accelerator.main_process_first():  # a CTranslate2 import into the cache happens once
             self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
         self.processor = self.model.processor
-        if training.dropout is not None:
-            set_dropout(self.model.model, training.dropout)
+        if self.training.dropout is not None:
+            set_dropout(self.model.model, self.training.dropout)
         self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in self.utterances]
-        self.weights = example_weights(self.utterances, training.dataset_weights)
         self.freeze()
-        self.caches = self.build_caches() if training.cache_encoder_states else {}
 
     # -------------------------------------------------------------------------------------- hooks
 
@@ -416,7 +431,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, epoch_size(self.weights, len(self.examples)) // self.global_batch)
+        return max(1, epoch_size(self.weights, len(self.utterances)) // self.global_batch)
 
     @property
     def total_steps(self) -> int:
