@@ -66,7 +66,7 @@ def test_long_audio_is_decoded_whole_not_truncated(tiny_decoder):
 
 def test_results_come_back_for_every_utterance(tiny_decoder):
     utterances = [Utterance(id=f"u{i}", audio=np.zeros(SAMPLE_RATE * (i + 1), np.float32)) for i in range(3)]
-    seen = {u.id: seconds for u, _, seconds in transcribe_utterances(tiny_decoder, utterances, batch_size=2)}
+    seen = {d.utterance.id: d.audio_seconds for d in transcribe_utterances(tiny_decoder, utterances, batch_size=2)}
     assert seen == {"u0": 1.0, "u1": 2.0, "u2": 3.0}
 
 

@@ -8,11 +8,14 @@ CTranslate2 file itself; a transformers model has to be exported first (`dwz exp
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import WhisperFeatureExtractor
 
 from .audio import SAMPLE_RATE
 from .decoding import (
@@ -21,14 +24,17 @@ from .decoding import (
     WINDOW_SECONDS,
     Decoder,
     DecodingOptions,
+    Prepared,
     Segment,
     Transcript,
     WhisperDecoder,
+    decode_with_fallback,
     text_compression_ratio,
     token_cap,
 )
 from .errors import DwzError
 from .models import load_whisper
+from .models.context import AudioContext, cut_features
 from .models.ct2 import read_ct2_model
 from .models.ct2_import import PYPI_WHISPER_BASE, is_ct2_dir, pypi_ct2_dir
 from .models.params import count_ct2_parameters
@@ -129,9 +135,14 @@ def make_decoder(
 
 
 class CTranslate2Decoder:
-    """faster-whisper's `WhisperModel.transcribe`, one clip at a time, with the same decoding as `WhisperDecoder`:
-    language and task, beams, the token cap per 30-s window, temperature fallback on Whisper's text compression
-    ratio, no conditioning on previous text, no log-probability or no-speech thresholds (transformers applies none).
+    """CTranslate2 with the same decoding as `WhisperDecoder`: language and task, beams, the token cap, the shared
+    temperature fallback (`decode_with_fallback`), no conditioning on previous text, no log-probability or
+    no-speech thresholds (transformers applies none).
+
+    Clips of one 30-s window are decoded in batches through CTranslate2's batched `generate`, on the same log-mel
+    features as transformers (cut to the model's dynamic audio context, if it has one: CTranslate2 takes inputs
+    shorter than 3,000 frames). Long recordings, `--vad` and timestamps go through faster-whisper's `transcribe`,
+    one recording at a time (it pads every window to 30 s).
     """
 
     backend = "ctranslate2"
@@ -148,6 +159,7 @@ class CTranslate2Decoder:
         try:
             import ctranslate2
             from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
         except ImportError:
             hint = "pip install 'distil-whisper-zh[export]'"
             raise DwzError(f"the CTranslate2 backend needs faster-whisper: {hint}") from None
@@ -171,6 +183,11 @@ class CTranslate2Decoder:
             raise DwzError(f"{model_dir}: CTranslate2 cannot load this model ({error})") from None
         if options.language not in self.model.supported_languages:
             raise DwzError(f"--language {options.language!r}: {name} has no such language token")
+        self.context = AudioContext.of(json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
+        self.extractor = WhisperFeatureExtractor(feature_size=self.model.model.n_mels)
+        tokenizer = Tokenizer(self.model.hf_tokenizer, True, task=options.task, language=options.language)
+        self.prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        self.eos = tokenizer.eot
         self._params: int | None = None
 
     @property
@@ -180,11 +197,59 @@ class CTranslate2Decoder:
             self._params = count_ct2_parameters(self.model_dir)
         return self._params
 
-    def decode(self, audios: list[np.ndarray]) -> list[Transcript]:
-        """One `Transcript` per clip, in input order (faster-whisper's transcribe takes one audio at a time)."""
-        return [self._decode_one(audio) for audio in audios]
+    def prepare(self, audios: Sequence[np.ndarray]) -> Prepared:
+        prepared = Prepared(audios)
+        if not self._through_faster_whisper(prepared):
+            features = self.extractor(list(audios), sampling_rate=SAMPLE_RATE, return_tensors="np").input_features
+            prepared.frames = self.context.frames([len(a) for a in audios])
+            prepared.features = np.ascontiguousarray(cut_features(features, prepared.frames), dtype=np.float32)
+        return prepared
 
-    def _decode_one(self, audio: np.ndarray) -> Transcript:
+    def decode(self, audios: Sequence[np.ndarray]) -> list[Transcript]:
+        return self.decode_prepared(self.prepare(audios))
+
+    def decode_prepared(self, prepared: Prepared) -> list[Transcript]:
+        """One `Transcript` per clip, in input order."""
+        if self._through_faster_whisper(prepared):
+            return [self._transcribe_one(audio) for audio in prepared.audios]
+        cap = token_cap(max(len(a) for a in prepared.audios) / SAMPLE_RATE)
+        self._ctranslate2.set_random_seed(self.options.seed)  # sampled fallback passes repeat, batch by batch
+        tokens, retries = decode_with_fallback(
+            lambda rows, temperature: self._generate(prepared.features[rows], temperature, cap),
+            len(prepared.audios),
+            self._raw_text,
+            self.options,
+        )
+        return [self._transcript(ids, cap, tries) for ids, tries in zip(tokens, retries, strict=True)]
+
+    def _through_faster_whisper(self, prepared: Prepared) -> bool:
+        return prepared.long_form or self.vad or self.timestamps
+
+    def _generate(self, features: np.ndarray, temperature: float, cap: int) -> list[list[int]]:
+        sampled = temperature > 0
+        results = self.model.model.generate(
+            self._ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
+            [self.prompt] * len(features),
+            beam_size=1 if sampled else self.options.num_beams,
+            max_length=len(self.prompt) + cap,
+            suppress_blank=True,
+            suppress_tokens=[-1],  # the model's own list (config.json suppress_ids), as faster-whisper passes
+            sampling_topk=0 if sampled else 1,  # 0: sample from the whole distribution
+            sampling_temperature=temperature if sampled else 1.0,
+        )
+        return [result.sequences_ids[0] for result in results]
+
+    def _raw_text(self, ids: list[int]) -> str:
+        return self.model.hf_tokenizer.decode([t for t in ids if t < self.eos]).strip()
+
+    def _transcript(self, ids: list[int], cap: int, retries: int) -> Transcript:
+        content = [t for t in ids if t < self.eos]
+        raw = self._raw_text(content)
+        hit_cap = len(content) >= cap
+        return Transcript(self._shown(raw), raw, len(content), hit_cap, text_compression_ratio(raw), retries=retries)
+
+    def _transcribe_one(self, audio: np.ndarray) -> Transcript:
+        """faster-whisper's `transcribe` for one recording (long-form, VAD, timestamps), with its own fallback."""
         seconds = len(audio) / SAMPLE_RATE
         cap = token_cap(seconds)
         fallback = self.options.temperature_fallback
@@ -206,13 +271,11 @@ class CTranslate2Decoder:
         )
         segments = list(segments)  # a generator: decoding happens here
         raw = "".join(segment.text for segment in segments).strip()
-        eos = self.model.hf_tokenizer.token_to_id("<|endoftext|>")
-        num_tokens = sum(1 for segment in segments for token in segment.tokens if token < eos)
+        num_tokens = sum(1 for segment in segments for token in segment.tokens if token < self.eos)
         shown = [Segment(s.start, s.end, self._shown(s.text.strip())) for s in segments if s.text.strip()]
         hit_cap = seconds <= WINDOW_SECONDS and num_tokens >= cap
-        timed = self.timestamps or self.vad or seconds > WINDOW_SECONDS
         ratio = text_compression_ratio(raw)
-        return Transcript(self._shown(raw), raw, num_tokens, hit_cap, ratio, shown if timed else [])
+        return Transcript(self._shown(raw), raw, num_tokens, hit_cap, ratio, shown)
 
     def _shown(self, raw: str) -> str:
         return to_simplified(raw) if self.options.simplified else raw

@@ -1,26 +1,31 @@
 """Batched Whisper decoding with the same guards for every model, teacher or student.
 
 Guards: a cap on new tokens from the audio duration (a weak student that never emits end-of-text stops early),
-and Whisper's compression-ratio check with temperature fallback against runaway repetition ("补博补博补博...").
-Audio longer than 30 s is decoded whole by transformers' sequential long-form decoding, with segment timestamps.
+and Whisper's compression-ratio check with temperature fallback against runaway repetition ("补博补博补博..."),
+one loop (`decode_with_fallback`) for every runtime, so both re-decode the same outputs and count their retries.
+Audio longer than 30 s is decoded whole by transformers' sequential long-form decoding, with segment timestamps
+(and its own per-window fallback).
 `WhisperDecoder` runs transformers; `backends.CTranslate2Decoder` runs faster-whisper; both satisfy `Decoder`.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 
 from .audio import SAMPLE_RATE
 from .data import Utterance
 from .errors import DwzError
 from .models import LoadedWhisper
+from .models.context import AudioContext, cut_features, encode
 from .skipped import load_batch
 from .speculative import Assistant
 from .text import to_simplified
@@ -76,6 +81,7 @@ class Transcript:
     hit_token_cap: bool  # stopped by the token cap, not by end-of-text: likely truncated or looping
     compression_ratio: float = field(default=0.0)
     segments: list[Segment] = field(default_factory=list)  # filled when timestamps were decoded
+    retries: int = 0  # temperature-fallback passes after the first (0: the greedy text was kept)
 
     @property
     def looped(self) -> bool:
@@ -95,7 +101,10 @@ def token_cap(seconds: float) -> int:
 
 
 class Decoder(Protocol):
-    """What `transcribe_utterances`, `dwz evaluate` and `dwz transcribe` need from a runtime."""
+    """What `transcribe_utterances`, `dwz evaluate` and `dwz transcribe` need from a runtime.
+
+    `prepare` turns audio into the runtime's input (log-mel features: work that is not the model's, timed apart);
+    `decode_prepared` runs the model on it; `decode` does both."""
 
     name: str  # the model argument as the user gave it (plus the assistant, if any)
     backend: str  # "transformers" or "ctranslate2"
@@ -104,7 +113,48 @@ class Decoder(Protocol):
     @property
     def params(self) -> int: ...
 
+    def prepare(self, audios: Sequence[np.ndarray]) -> Prepared: ...
+
+    def decode_prepared(self, prepared: Prepared) -> list[Transcript]: ...
+
     def decode(self, audios: Sequence[np.ndarray]) -> list[Transcript]: ...
+
+
+@dataclass
+class Prepared:
+    """A batch ready for the model: its audio, and the features a runtime computed from it (None: computed inside
+    the runtime, e.g. faster-whisper's long-form path)."""
+
+    audios: Sequence[np.ndarray]
+    features: object = None
+    frames: int = WINDOW_FRAMES  # log-mel frames the encoder reads (fewer than 3000: dynamic audio context)
+
+    @property
+    def long_form(self) -> bool:
+        return max(len(a) for a in self.audios) > WINDOW_SECONDS * SAMPLE_RATE
+
+
+def decode_with_fallback(
+    generate: Callable[[list[int], float], list[list[int]]],
+    count: int,
+    text_of: Callable[[list[int]], str],
+    options: DecodingOptions,
+) -> tuple[list[list[int]], list[int]]:
+    """Whisper's temperature fallback, the same for every runtime: decode all rows at temperature 0, then
+    re-decode at the next temperature only the rows whose text compresses above `TEXT_COMPRESSION_RATIO_THRESHOLD`
+    (a loop), keeping the last try. `generate(rows, temperature)` returns the token ids of those rows.
+    Returns the tokens of every row and how many retries each took."""
+    temperatures = FALLBACK_TEMPERATURES if options.temperature_fallback else (0.0,)
+    tokens: list[list[int]] = [[] for _ in range(count)]
+    retries = [0] * count
+    rows = list(range(count))
+    for attempt, temperature in enumerate(temperatures):
+        for row, ids in zip(rows, generate(rows, temperature), strict=True):
+            tokens[row], retries[row] = ids, attempt
+        rows = [row for row in rows if text_compression_ratio(text_of(tokens[row])) > TEXT_COMPRESSION_RATIO_THRESHOLD]
+        if not rows:
+            break
+    return tokens, retries
 
 
 class WhisperDecoder:
@@ -112,7 +162,8 @@ class WhisperDecoder:
 
     `timestamps` decodes segment times (for subtitles); audio over 30 s always gets them. `assistant` (a model from
     `make_assistant`) drafts tokens for speculative decoding: the output is the model's own greedy output, and clips
-    are decoded one at a time because transformers' assisted generation takes batch size 1 only.
+    are decoded one at a time because transformers' assisted generation takes batch size 1 only. A model trained
+    for dynamic audio context (see `models.context`) reads only each batch's clips plus their margin.
     """
 
     backend = "transformers"
@@ -129,6 +180,7 @@ class WhisperDecoder:
         self.language = _check_language(loaded, options.language)
         self.assistant = assistant
         self.timestamps = timestamps
+        self.context = AudioContext.of(loaded.model.config)
         if assistant is not None and options.num_beams > 1:
             raise DwzError("--assistant drafts for greedy decoding only; drop --num-beams")
         self.name = loaded.name if assistant is None else f"{loaded.name} + assistant {assistant.name}"
@@ -151,21 +203,70 @@ class WhisperDecoder:
             "attention_mask": batch.attention_mask.to(self.loaded.device),
         }
 
-    @torch.inference_mode()
+    def prepare(self, audios: Sequence[np.ndarray]) -> Prepared:
+        """Features of the batch, and how many frames of them the encoder reads."""
+        prepared = Prepared(audios, self.features(audios))
+        if not prepared.long_form:
+            prepared.frames = self.context.frames([len(a) for a in audios])
+        return prepared
+
     def decode(self, audios: Sequence[np.ndarray]) -> list[Transcript]:
         """Decode one batch; returns one `Transcript` per input, in input order."""
         if self.assistant is not None and len(audios) > 1:
             return [transcript for audio in audios for transcript in self.decode([audio])]
-        cap = token_cap(max(len(a) for a in audios) / SAMPLE_RATE)
+        return self.decode_prepared(self.prepare(audios))
+
+    @torch.inference_mode()
+    def decode_prepared(self, prepared: Prepared) -> list[Transcript]:
+        if self.assistant is not None and len(prepared.audios) > 1:
+            return self.decode(prepared.audios)
+        cap = token_cap(max(len(a) for a in prepared.audios) / SAMPLE_RATE)
+        if prepared.long_form or self.timestamps:  # sequential long-form decoding needs timestamps to advance
+            return self._decode_timestamped(prepared.features, cap, prepared.long_form)
+        inputs = self._model_inputs(prepared)
+        tokens, retries = decode_with_fallback(
+            lambda rows, temperature: self._generate(inputs, rows, temperature, cap),
+            len(prepared.audios),
+            self._raw_text,
+            self.options,
+        )
+        return [
+            replace(self._transcript(torch.tensor(ids), cap), retries=tries)
+            for ids, tries in zip(tokens, retries, strict=True)
+        ]
+
+    def _model_inputs(self, prepared: Prepared) -> dict[str, torch.Tensor]:
+        """What `generate` reads: the features, or the encoder states over the dynamic context."""
+        features = prepared.features["input_features"]
+        if prepared.frames >= WINDOW_FRAMES:
+            return {"input_features": features}
+        return {"encoder_states": encode(self.loaded.model.model.encoder, cut_features(features, prepared.frames))}
+
+    def _generate(self, inputs: dict[str, torch.Tensor], rows: list[int], temperature: float, cap: int):
+        chosen = {name: value[rows] for name, value in inputs.items()}
+        if "encoder_states" in chosen:
+            chosen = {"encoder_outputs": BaseModelOutput(last_hidden_state=chosen.pop("encoder_states"))}
+        extra = {"assistant_model": self.assistant.model} if self.assistant is not None else {}
+        output = self.loaded.model.generate(
+            **chosen,
+            language=self.language,
+            task=self.options.task,
+            num_beams=1 if temperature > 0 else self.options.num_beams,
+            max_new_tokens=cap,
+            temperature=temperature,  # Whisper's generate samples at a temperature above 0
+            **extra,
+        )
+        return [row.tolist() for row in output]
+
+    def _decode_timestamped(self, features: dict[str, torch.Tensor], cap: int, long_form: bool) -> list[Transcript]:
+        """transformers' own timestamped decoding: sequential 30-s windows for long audio, with its fallback
+        (per window, on token compression; retries are not counted there)."""
         fallback = self.options.temperature_fallback
-        features = self.features(audios)
-        long_form = features["input_features"].shape[-1] > WINDOW_FRAMES
-        timestamps = long_form or self.timestamps  # sequential long-form decoding needs timestamps to advance
         extra = {"assistant_model": self.assistant.model} if self.assistant is not None else {}
         output = self.loaded.model.generate(
             **features,
-            return_timestamps=timestamps,
-            return_segments=timestamps,
+            return_timestamps=True,
+            return_segments=True,
             language=self.language,
             task=self.options.task,
             num_beams=self.options.num_beams,
@@ -174,14 +275,16 @@ class WhisperDecoder:
             compression_ratio_threshold=TOKEN_COMPRESSION_RATIO_THRESHOLD if fallback else None,
             **extra,
         )
-        if not timestamps:
-            return [self._transcript(row, cap) for row in output]
         # the long-form cap applies per 30-s window, inside generate; only a single window is capped here
         row_cap = None if long_form else cap
         return [
             self._transcript(row, row_cap, segments)
             for row, segments in zip(output["sequences"], output["segments"], strict=True)
         ]
+
+    def _raw_text(self, ids: list[int]) -> str:
+        tokenizer = self.loaded.processor.tokenizer
+        return tokenizer.decode([t for t in ids if t < tokenizer.eos_token_id], skip_special_tokens=True).strip()
 
     def _transcript(self, tokens: torch.Tensor, cap: int | None, segments: list[dict] | None = None) -> Transcript:
         tokenizer = self.loaded.processor.tokenizer
@@ -226,10 +329,22 @@ def batches_by_length(utterances: Sequence[Utterance], batch_size: int) -> list[
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
+@dataclass
+class Decoded:
+    """One decoded clip, with the time its batch spent (carried by the batch's first clip, 0 for the others)."""
+
+    utterance: Utterance
+    transcript: Transcript
+    audio_seconds: float
+    feature_seconds: float = 0.0  # log-mel features of the batch (not the model's work)
+    decode_seconds: float = 0.0  # the model: encoder, decoder, fallback passes
+
+
 def transcribe_utterances(
     decoder: Decoder, utterances: Sequence[Utterance], batch_size: int, progress=None, on_skip=None
-) -> Iterator[tuple[Utterance, Transcript, float]]:
-    """Yield (utterance, transcript, audio seconds) batch by batch; `progress` is a tqdm bar to advance.
+) -> Iterator[Decoded]:
+    """Decode `utterances` batch by batch, longest first; `progress` is a tqdm bar to advance. Reading the audio
+    is outside both timed spans, and features are timed apart from the model.
 
     `on_skip(utterance, AudioError)`, if given, receives each clip that cannot be decoded or is silent (see
     `skipped.load_checked`), which is then left out; without it such a clip raises.
@@ -238,7 +353,19 @@ def transcribe_utterances(
     for batch in batches_by_length(utterances, batch_size):
         loaded, audios = load_batch(batch, on_skip)
         if loaded:
-            for utterance, audio, transcript in zip(loaded, audios, decoder.decode(audios), strict=True):
-                yield utterance, transcript, len(audio) / SAMPLE_RATE
+            started = time.perf_counter()
+            prepared = decoder.prepare(audios)
+            featured = time.perf_counter()
+            transcripts = decoder.decode_prepared(prepared)
+            finished = time.perf_counter()
+            for i, (utterance, audio, transcript) in enumerate(zip(loaded, audios, transcripts, strict=True)):
+                first = i == 0
+                yield Decoded(
+                    utterance,
+                    transcript,
+                    len(audio) / SAMPLE_RATE,
+                    featured - started if first else 0.0,
+                    finished - featured if first else 0.0,
+                )
         if progress is not None:
             progress.update(len(batch))

@@ -19,15 +19,13 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
 from tqdm.auto import tqdm
 
-from .audio import SAMPLE_RATE
 from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
 from .data import SpeechDataset, load_dataset_spec
-from .decoding import Decoder, DecodingOptions, Transcript, WhisperDecoder, transcribe_utterances
+from .decoding import Decoded, Decoder, DecodingOptions, WhisperDecoder, batches_by_length, transcribe_utterances
 from .errors import DwzError
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
@@ -39,7 +37,6 @@ from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen, skip_record
 from .speculative import make_assistant
 from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, has_traditional, normalize_numerals
 
-WARMUP_SECONDS = 1.0
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 SCORABLE = ScreenRules(need_reference=True, nonempty_reference=True)  # a sound clip with characters to score
 
@@ -95,6 +92,8 @@ class EvalResult:
     looped: int  # hypotheses whose compression ratio says they are mostly repetition
     hit_token_cap: int  # hypotheses cut by the token cap (no end-of-text)
     hypotheses_file: str
+    retries: int = 0  # temperature-fallback re-decodes of single-window clips (long-form windows not counted)
+    feature_seconds: float = 0.0  # log-mel features, timed apart: wall_seconds is the model's time alone
     skipped: int = 0  # clips of the dataset left out as unusable (listed in skipped.jsonl)
     backend: str = "transformers"  # runtime: transformers or ctranslate2
     same_text_as_baseline: float | None = None  # share of raw hypotheses equal to the first model's; None for it
@@ -133,8 +132,8 @@ def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
     results: list[EvalResult] = []
     for index, model_argument in enumerate(options.models):
         for decoder in _decoders(model_argument, options, runtime, with_assistant=index == 0):
-            _warm_up(decoder)
             for dataset in datasets:
+                _warm_up(decoder, dataset, options.batch_size)
                 earlier = [r for r in results if r.dataset == dataset.name]
                 results.append(evaluate_one(decoder, dataset, options.batch_size, report_dir, earlier, log))
                 log.write(report_dir / SKIPPED_FILE)
@@ -200,9 +199,12 @@ def _limited(dataset: SpeechDataset, limit: int | None) -> SpeechDataset:
     return _renamed(dataset, f"{dataset.name}-first{limit}", dataset.utterances[:limit])
 
 
-def _warm_up(decoder: Decoder) -> None:
-    """One short decode first, so lazy initialisation is not billed to the first dataset."""
-    decoder.decode([np.zeros(int(WARMUP_SECONDS * SAMPLE_RATE), dtype=np.float32)])
+def _warm_up(decoder: Decoder, dataset: SpeechDataset, batch_size: int) -> None:
+    """The dataset's first batch (its longest clips), decoded once untimed before the timed run: lazy
+    initialisation, memory allocation and the shapes of this data are not billed to any model."""
+    first = batches_by_length(dataset.utterances, batch_size)[0]
+    for _ in transcribe_utterances(decoder, first, batch_size, on_skip=lambda utterance, error: None):
+        pass
 
 
 def evaluate_one(
@@ -254,13 +256,10 @@ def decode_rows(
         partial.open("a", encoding="utf-8") as handle,
         tqdm(total=len(dataset), initial=len(done), desc=description, unit="utt") as bar,
     ):
-        last = time.perf_counter()
-        for utterance, transcript, seconds in transcribe_utterances(decoder, todo, batch_size, bar, on_skip):
-            now = time.perf_counter()  # the first clip of a batch carries the batch's time, the others ~0
-            row = _decoded_row(utterance, transcript, seconds, now - last, run)
+        for item in transcribe_utterances(decoder, todo, batch_size, bar, on_skip):
+            row = _decoded_row(item, run)  # the first clip of a batch carries the batch's time, the others 0
             append_jsonl(handle, row)
             done[row["key"]] = row
-            last = now
     return [done[_clip_key(u)] for u in dataset.utterances if _clip_key(u) in done]
 
 
@@ -300,17 +299,20 @@ def _runtime_identity(decoder: Decoder) -> dict:
     return {"source": str(decoder.model_dir), "compute_type": decoder.compute_type}
 
 
-def _decoded_row(utterance, transcript: Transcript, seconds: float, decode_seconds: float, run: str) -> dict:
+def _decoded_row(item: Decoded, run: str) -> dict:
+    transcript = item.transcript
     return {
-        "key": _clip_key(utterance),
-        "id": utterance.id,
-        "reference": utterance.text or "",
+        "key": _clip_key(item.utterance),
+        "id": item.utterance.id,
+        "reference": item.utterance.text or "",
         "hypothesis": transcript.text,
         "raw_hypothesis": transcript.raw_text,
         "looped": transcript.looped,
         "hit_token_cap": transcript.hit_token_cap,
-        "audio_seconds": seconds,
-        "decode_seconds": decode_seconds,
+        "retries": transcript.retries,
+        "audio_seconds": item.audio_seconds,
+        "feature_seconds": item.feature_seconds,
+        "decode_seconds": item.decode_seconds,
         "run": run,
     }
 
@@ -343,6 +345,8 @@ def score_rows(
         punctuation_f1=marks.f1 if marks.reference else None,
         looped=sum(row["looped"] for row in rows),
         hit_token_cap=sum(row["hit_token_cap"] for row in rows),
+        retries=sum(row.get("retries", 0) for row in rows),
+        feature_seconds=round(sum(row.get("feature_seconds", 0.0) for row in rows), 3),
         hypotheses_file="",
     )
     return result, scored

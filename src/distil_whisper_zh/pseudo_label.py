@@ -201,10 +201,11 @@ def _label(
             append_jsonl(skipped, asdict(skip_record(utterance, error.kind, error.reason, dataset_of[id(utterance)])))
 
         decoded = transcribe_utterances(decoder, utterances, options.batch_size, bar, on_skip)
-        for utterance, transcript, seconds in decoded:
-            dataset = dataset_of[id(utterance)]
-            audio = _audio_path(out, dataset, utterance)
-            append_jsonl(handle, label_row(dataset, utterance, transcript, seconds, audio, options))
+        for item in decoded:
+            dataset = dataset_of[id(item.utterance)]
+            audio = _audio_path(out, dataset, item.utterance)
+            row = label_row(dataset, item.utterance, item.transcript, item.audio_seconds, audio, options)
+            append_jsonl(handle, row)
 
 
 def merge_labels(

@@ -118,8 +118,9 @@ def _transcribe_usable(
     results: dict[str, tuple[dict, Transcript]] = {}
     with tqdm(total=len(utterances), desc="transcribe", unit="file") as bar:
         decoded = transcribe_utterances(decoder, utterances, options.batch_size, bar, on_skip)
-        for utterance, transcript, seconds in decoded:
-            row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(seconds, 3)}
+        for item in decoded:
+            utterance, transcript = item.utterance, item.transcript
+            row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(item.audio_seconds, 3)}
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
             if timestamps:
                 row["segments"] = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]

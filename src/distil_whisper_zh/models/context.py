@@ -1,0 +1,119 @@
+"""How much of Whisper's 30-s window the encoder reads: all of it, or the clip plus a margin (dynamic context).
+
+Whisper pads every clip to 30 s (3,000 log-mel frames, 1,500 encoder positions of 20 ms) and its encoder spends
+most of a CPU's decoding time on that padding. A model trained for it (`dwz distill --audio-context dynamic`)
+reads only the clip's own frames plus `margin` positions, rounded up to a multiple of `multiple` positions, and
+records that in its `config.json` under `dwz_audio_context`, so every consumer (transformers, a CTranslate2 export,
+speculative decoding) runs it that way without flags. A model without the field reads the full window, as Whisper.
+
+transformers' `WhisperEncoder.forward` accepts only 3,000 frames, so `encode` runs the same modules over any
+shorter input (positions 0..n-1 of the same position table); for 3,000 frames it is the encoder's own forward.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DwzError
+
+CONFIG_KEY = "dwz_audio_context"  # in config.json (transformers) and the CTranslate2 export's config.json
+MODES = ("full", "dynamic")
+SAMPLES_PER_POSITION = 320  # 160-sample hop, then the encoder's stride-2 convolution: 20 ms an encoder position
+FRAMES_PER_POSITION = 2
+FULL_POSITIONS = 1500  # one 30-s window
+DEFAULT_MARGIN = 64  # 1.28 s after the clip: FUTO's whisper-acft found 32-64 extra positions matter on hard audio
+DEFAULT_MULTIPLE = 32  # lengths in steps of 0.64 s: few distinct shapes, at most 0.64 s of extra work
+
+
+@dataclass(frozen=True)
+class AudioContext:
+    """The encoder's input length policy (see the module docstring); `full` ignores margin and multiple."""
+
+    mode: str = "full"  # full (the 30-s window) or dynamic (the clip + margin)
+    margin: int = DEFAULT_MARGIN  # encoder positions (20 ms each) read past the end of the clip
+    multiple: int = DEFAULT_MULTIPLE  # lengths are rounded up to a multiple of this many positions
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise DwzError(f"--audio-context {self.mode!r}: choose one of {', '.join(MODES)}")
+        if not 0 <= self.margin < FULL_POSITIONS:
+            raise DwzError(
+                f"--context-margin {self.margin}: give 0..{FULL_POSITIONS - 1} encoder positions of 20 ms "
+                f"past the clip (default {DEFAULT_MARGIN}, 1.28 s)"
+            )
+        if not 1 <= self.multiple <= FULL_POSITIONS:
+            raise DwzError(
+                f"--context-multiple {self.multiple}: give 1..{FULL_POSITIONS} encoder positions "
+                f"(default {DEFAULT_MULTIPLE}, 0.64 s)"
+            )
+
+    @property
+    def dynamic(self) -> bool:
+        return self.mode == "dynamic"
+
+    def positions(self, samples: int) -> int:
+        """Encoder positions for a clip of `samples` 16-kHz samples (1,500 for the full window or a long clip)."""
+        if not self.dynamic:
+            return FULL_POSITIONS
+        needed = math.ceil(samples / SAMPLES_PER_POSITION) + self.margin
+        return min(FULL_POSITIONS, math.ceil(needed / self.multiple) * self.multiple)
+
+    def frames(self, lengths: Sequence[int]) -> int:
+        """Log-mel frames for a batch of clips of these sample counts: the longest clip's context."""
+        return FRAMES_PER_POSITION * max(self.positions(n) for n in lengths)
+
+    def to_json(self) -> dict | None:
+        """What the model's config records (None: the full window, no field)."""
+        return asdict(self) if self.dynamic else None
+
+    @classmethod
+    def of(cls, config) -> AudioContext:
+        """The context a model was trained for, from its config object or config.json dict."""
+        value = config.get(CONFIG_KEY) if isinstance(config, dict) else getattr(config, CONFIG_KEY, None)
+        if not value:
+            return cls()
+        try:
+            return cls(**value)
+        except (TypeError, DwzError) as error:
+            raise DwzError(f"the model's config has an unusable {CONFIG_KEY} ({value!r}): {error}") from None
+
+
+def record(config, context: AudioContext) -> None:
+    """Write `context` into a transformers config (removing the field for the full window)."""
+    value = context.to_json()
+    if value is None:
+        if hasattr(config, CONFIG_KEY):
+            delattr(config, CONFIG_KEY)
+    else:
+        setattr(config, CONFIG_KEY, value)
+
+
+def cut_features(features: torch.Tensor | np.ndarray, frames: int):
+    """The first `frames` log-mel frames of 30-s features (batch, mels, 3000): the clip and its margin.
+
+    Features are always computed over the padded 30-s window and then cut, in training and decoding alike, so a
+    frame means the same thing in both (Whisper's log-mel floor depends on the whole input)."""
+    return features[..., :frames]
+
+
+def encode(encoder: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """Encoder states (batch, frames / 2, d_model) for log-mel `features` (batch, mels, frames) of any even
+    length up to 3,000: the same layers as `WhisperEncoder.forward`, positions 0..frames/2-1 of its table."""
+    frames = features.shape[-1]
+    if frames == FRAMES_PER_POSITION * encoder.config.max_source_positions:
+        return encoder(features).last_hidden_state
+    if frames % FRAMES_PER_POSITION or frames > FRAMES_PER_POSITION * encoder.config.max_source_positions:
+        raise DwzError(f"encoder input of {frames} log-mel frames: give an even number up to 3000")
+    hidden = nn.functional.gelu(encoder.conv1(features))
+    hidden = nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
+    hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
+    hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=encoder.training)
+    for layer in encoder.layers:
+        hidden = layer(hidden, None)
+    return encoder.layer_norm(hidden)
