@@ -18,6 +18,7 @@ import torch
 from transformers import WhisperFeatureExtractor
 
 from .audio import SAMPLE_RATE
+from .audio_context import AudioContext, cut_features
 from .decoding import (
     FALLBACK_TEMPERATURES,
     TEXT_COMPRESSION_RATIO_THRESHOLD,
@@ -34,7 +35,6 @@ from .decoding import (
 )
 from .errors import DwzError
 from .models import load_whisper
-from .models.context import AudioContext, cut_features
 from .models.ct2 import read_ct2_model
 from .models.ct2_import import PYPI_WHISPER_BASE, is_ct2_dir, pypi_ct2_dir
 from .models.params import count_ct2_parameters

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from .audio_context import DEFAULT_MARGIN, DEFAULT_MULTIPLE
 from .errors import DwzError
 
 DESCRIPTION = "distil-whisper-zh: distil, fine-tune and measure Whisper for Mandarin."
@@ -210,9 +211,38 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
     train.add_argument("--eval-data", action="append", help="held-out dataset spec for dev CER (repeatable)")
     train.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
     train.add_argument(
+        "--train-encoder-layers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --train-encoder: only its top N layers and final layer norm (default: all of it)",
+    )
+    train.add_argument(
+        "--audio-context",
+        default=None,
+        choices=("full", "dynamic"),
+        help="what the encoder reads: the 30-s window (full) or each clip plus a margin (dynamic: the student "
+        "learns short inputs and its config records it, so every command runs it that way); default: as the "
+        "model's config says (full for a model without the field)",
+    )
+    train.add_argument(
+        "--context-margin",
+        type=int,
+        default=DEFAULT_MARGIN,
+        help=f"dynamic context: encoder positions (20 ms) read past the end of each clip (default {DEFAULT_MARGIN})",
+    )
+    train.add_argument(
+        "--context-multiple",
+        type=int,
+        default=DEFAULT_MULTIPLE,
+        help=f"dynamic context: input lengths rounded up to a multiple of this many positions "
+        f"(default {DEFAULT_MULTIPLE})",
+    )
+    train.add_argument(
         "--cache-encoder-states",
         action="store_true",
-        help="compute encoder states once and reuse them every epoch (frozen encoder only)",
+        help="compute encoder states once and reuse them every epoch (a frozen encoder's; with --audio-context "
+        "dynamic the teacher's, the targets)",
     )
     train.add_argument("--cache-dir", default=None, help="folder of the encoder cache (default OUT/cache)")
     train.add_argument(
@@ -298,6 +328,10 @@ def _training_options(args: argparse.Namespace):
         max_eval_utterances=args.max_eval_utterances,
         eval_fallback=not args.eval_no_fallback,
         freeze_encoder=not args.train_encoder,
+        train_encoder_layers=args.train_encoder_layers,
+        audio_context=args.audio_context,
+        context_margin=args.context_margin,
+        context_multiple=args.context_multiple,
         cache_encoder_states=args.cache_encoder_states,
         augment_views=args.augment_views,
         cache_dir=args.cache_dir,
@@ -327,7 +361,9 @@ def distill_options(args: argparse.Namespace):
         data=args.data,
         out=args.out,
         eval_data=args.eval_data or [],
-        weights=LossWeights(args.ce_weight, args.kl_weight, args.temperature, args.label_smoothing),
+        weights=LossWeights(
+            args.ce_weight, args.kl_weight, args.temperature, args.label_smoothing, args.encoder_weight
+        ),
         teacher_top_k=args.teacher_top_k,
         keep_teacher_script=args.keep_teacher_script,
         training=_training_options(args),
@@ -403,6 +439,13 @@ def cmd_export(args: argparse.Namespace) -> None:
         )
     )
     print(f"exported {args.model} -> {result.out} ({args.quantization})")
+    if result.context.dynamic:
+        print(
+            f"dynamic audio context (each clip + {result.context.margin} positions) recorded in "
+            f"{result.out}/config.json: "
+            "dwz transcribe/evaluate read it; faster-whisper's own transcribe() pads every window to 30 s, so call "
+            "it through dwz (or feed CTranslate2's generate the cut features) to get the speed-up"
+        )
     if result.check_cer is not None:
         print(f"check clip: transformers {result.transformers_text!r}")
         print(f"            ctranslate2  {result.ctranslate2_text!r}  (CER between them {100 * result.check_cer:.1f}%)")
@@ -542,6 +585,13 @@ def _arguments_distill(sub: argparse.ArgumentParser) -> None:
     loss.add_argument("--kl-weight", type=float, default=1.0)
     loss.add_argument("--temperature", type=float, default=2.0)
     loss.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the CE term (e.g. 0.1)")
+    loss.add_argument(
+        "--encoder-weight",
+        type=float,
+        default=0.0,
+        help="weight of an MSE between the student's encoder states on its input and the teacher's on the full "
+        "window, over the positions both have (for --audio-context dynamic; needs --train-encoder; default 0)",
+    )
     loss.add_argument(
         "--teacher-top-k",
         type=int,

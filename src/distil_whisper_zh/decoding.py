@@ -22,10 +22,11 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput
 
 from .audio import SAMPLE_RATE
+from .audio_context import AudioContext, cut_features
 from .data import Utterance
 from .errors import DwzError
 from .models import LoadedWhisper
-from .models.context import AudioContext, cut_features, encode
+from .models.encoder import encode
 from .skipped import load_batch
 from .speculative import Assistant
 from .text import to_simplified

@@ -6,16 +6,17 @@ then transcribes a check clip with both runtimes and reports whether the texts a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import load_audio
+from .audio_context import CONFIG_KEY, AudioContext
 from .decoding import DecodingOptions, WhisperDecoder
 from .errors import DwzError
 from .files import write_atomically
 from .metrics import utterance_counts
 from .models import load_whisper, resolve_model
-from .text import to_simplified
 
 QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
 COPIED_FILES = ("tokenizer.json", "preprocessor_config.json")
@@ -43,6 +44,7 @@ class ExportResult:
     out: str
     transformers_text: str | None
     ctranslate2_text: str | None
+    context: AudioContext = field(default_factory=AudioContext)  # recorded in OUT/config.json when dynamic
 
     @property
     def check_cer(self) -> float | None:
@@ -64,30 +66,30 @@ def export_ctranslate2(options: ExportOptions) -> ExportResult:
         raise DwzError(f"{source}: {', '.join(missing)} missing; an export without them is unusable")
     out = Path(options.out)
 
+    context = AudioContext.of(json.loads((source / "config.json").read_text(encoding="utf-8")))
+
     def write(folder: Path) -> None:
         converter = ctranslate2.converters.TransformersConverter(str(source), copy_files=list(COPIED_FILES))
         converter.convert(str(folder), quantization=options.quantization, force=True)
+        if context.dynamic:  # CTranslate2 ignores the key; dwz's CTranslate2 runtime reads it
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            config[CONFIG_KEY] = context.to_json()
+            (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
     write_atomically(out, write)
     if options.check_audio is None:
-        return ExportResult(str(out), None, None)
-    return ExportResult(str(out), *compare_runtimes(str(source), out, options.check_audio))
+        return ExportResult(str(out), None, None, context)
+    return ExportResult(str(out), *compare_runtimes(str(source), out, options.check_audio), context)
 
 
 def compare_runtimes(model_dir: str, ct2_dir: Path, audio_path: str) -> tuple[str, str]:
-    """Greedy text of the same clip from transformers (fp32) and faster-whisper (the exported dir)."""
-    try:
-        from faster_whisper import WhisperModel
-    except ImportError:
-        raise DwzError("--check-audio needs faster-whisper: pip install 'distil-whisper-zh[export]'") from None
+    """Greedy text of the same clip from transformers (fp32) and CTranslate2 (the exported dir, as dwz runs it:
+    with the model's audio context)."""
+    from .backends import BackendOptions, make_decoder
 
     audio = load_audio(audio_path)
-    decoder = WhisperDecoder(load_whisper(model_dir), DecodingOptions(temperature_fallback=False))
-    (ours,) = decoder.decode([audio])
+    greedy = DecodingOptions(temperature_fallback=False)
+    (ours,) = WhisperDecoder(load_whisper(model_dir), greedy).decode([audio])
     # compute_type "default" runs the weights as they were quantised at export
-    model = WhisperModel(str(ct2_dir), device="cpu", compute_type="default", cpu_threads=1)
-    segments, _ = model.transcribe(
-        audio, language="zh", beam_size=1, temperature=0.0, condition_on_previous_text=False, without_timestamps=True
-    )
-    theirs = "".join(segment.text for segment in segments).strip()
-    return ours.text, to_simplified(theirs)
+    (theirs,) = make_decoder(str(ct2_dir), greedy, BackendOptions(backend="ctranslate2")).decode([audio])
+    return ours.text, theirs.text

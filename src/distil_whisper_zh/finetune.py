@@ -20,7 +20,7 @@ from .errors import DwzError
 from .models import LoadedWhisper, load_whisper
 from .models.loading import load_config
 from .training.checkpoint import write_model_files
-from .training.loop import TrainBatch, Trainer, TrainSummary
+from .training.loop import TrainBatch, Trainer, TrainSummary, freeze_encoder_layers
 from .training.options import TrainingOptions
 
 ADAPTER_FILE = "adapter_state.pt"
@@ -137,8 +137,9 @@ class FineTuner(Trainer):
         model = self.model.model
         return model.get_base_model() if self.is_adalora else model
 
-    def encoders_to_cache(self) -> dict[str, torch.nn.Module]:
-        return {"student": self.base_model.model.encoder}
+    @property
+    def student_encoder(self) -> torch.nn.Module:
+        return self.base_model.model.encoder
 
     @property
     def encoder_frozen(self) -> bool:
@@ -152,23 +153,23 @@ class FineTuner(Trainer):
         if not self.is_adalora:  # full: the decoder learns, and the encoder too if not frozen
             model.requires_grad_(True)
             model.model.decoder.embed_positions.requires_grad_(False)
-            if self.training.freeze_encoder:
-                model.model.encoder.requires_grad_(False)
+            t = self.training
+            freeze_encoder_layers(self.student_encoder, t.freeze_encoder, t.train_encoder_layers)
         self.freeze_modes(self.model.model)
 
     def freeze_modes(self, model) -> None:
         self.model.model.train()
         if self.encoder_frozen:
-            self.base_model.model.encoder.eval()
+            self.student_encoder.eval()
+        elif not self.is_adalora:
+            t = self.training
+            freeze_encoder_layers(self.student_encoder, t.freeze_encoder, t.train_encoder_layers)
 
     def compute_loss(self, model, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Cross-entropy on the labels (plus AdaLoRA's orthogonality regulariser, which peft adds)."""
-        cached = batch.cached_states or {}
-        if "student" in cached:
-            inputs = {"encoder_outputs": (cached["student"],)}
-        else:
-            inputs = {"input_features": batch.features}
-        output = model(**inputs, decoder_input_ids=batch.decoder.decoder_input_ids, labels=batch.decoder.labels)
+        states = self.student_states(batch)
+        ids, labels = batch.decoder.decoder_input_ids, batch.decoder.labels
+        output = model(encoder_outputs=(states,), decoder_input_ids=ids, labels=labels)
         return {"loss": output.loss, "ce": cross_entropy(output.logits.detach(), batch.decoder.labels)}
 
     def after_optimizer_step(self, model, step: int) -> None:

@@ -20,6 +20,9 @@ class LossWeights:
     kl_weight: float = 1.0  # weight of the KL term against the teacher's distribution
     temperature: float = 2.0  # softens both distributions; the KL term is scaled by T^2 to keep its gradient size
     label_smoothing: float = 0.0  # share of the CE target spread evenly over the vocabulary
+    # weight of the mean squared error between the student's encoder states on its (dynamic) input and the
+    # teacher's on the full 30-s window, over the positions both have (FUTO whisper-acft's objective)
+    encoder_weight: float = 0.0
 
 
 @dataclass
@@ -133,3 +136,10 @@ def distillation_loss(
     kl_of = top_k_kl_divergence if isinstance(teacher, TopK) else kl_divergence
     kl = kl_of(student_logits, teacher, labels, weights.temperature, token_map, label_folds)
     return LossParts(total=weights.ce_weight * ce + weights.kl_weight * kl, ce=ce, kl=kl)
+
+
+def encoder_state_loss(student_states: torch.Tensor, teacher_states: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between the student's encoder states (batch, P, d) and the teacher's (batch, >= P, d)
+    over the P positions the student has (its clip and margin; the teacher's run on to 30 s)."""
+    shared = teacher_states[:, : student_states.shape[1]].to(student_states.dtype)
+    return F.mse_loss(student_states.float(), shared.float())

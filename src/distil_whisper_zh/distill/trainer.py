@@ -17,7 +17,7 @@ from ..models.loading import load_config
 from ..script_tokens import TraditionalSpellings, simplified_token_map
 from ..training.loop import TrainBatch, Trainer, TrainSummary
 from ..training.options import TrainingOptions
-from .losses import LossWeights, TopK, distillation_loss
+from .losses import LossWeights, TopK, distillation_loss, encoder_state_loss
 from .teacher_cache import TeacherTopK
 
 
@@ -46,6 +46,15 @@ class DistillOptions:
             raise DwzError("dwz distill: give at least one --data")
         if self.teacher_top_k < 0:
             raise DwzError(f"--teacher-top-k must be 0 (off) or positive, got {self.teacher_top_k}")
+        if self.weights.encoder_weight < 0:
+            raise DwzError(f"--encoder-weight must not be negative, got {self.weights.encoder_weight}")
+        if self.training.dynamic_context and self.training.freeze_encoder:
+            raise DwzError(
+                "--audio-context dynamic: the encoder must learn to read short inputs; add --train-encoder "
+                "(or --train-encoder --train-encoder-layers N)"
+            )
+        if self.weights.encoder_weight and self.training.freeze_encoder:
+            raise DwzError("--encoder-weight trains the student's encoder towards the teacher's: add --train-encoder")
 
 
 def encoders_identical(student, teacher) -> bool:
@@ -104,7 +113,9 @@ class Distiller(Trainer):
         return student
 
     def encoders_to_cache(self) -> dict[str, torch.nn.Module]:
-        encoders = super().encoders_to_cache()
+        """The frozen student's encoder (when shared, it serves the teacher too) and the teacher's; with a dynamic
+        audio context only the teacher's full-window states (the student's encoder reads each batch afresh)."""
+        encoders = {} if self.context.dynamic else super().encoders_to_cache()
         if not self.shared_encoder:
             encoders["teacher"] = self.teacher.model.model.encoder
         return encoders
@@ -115,13 +126,7 @@ class Distiller(Trainer):
 
     def compute_loss(self, model, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Student forward with gradients, teacher forward without, then CE + KL (see losses.py)."""
-        inner = self.accelerator.unwrap_model(model)
-        cached = batch.cached_states or {}
-        if "student" in cached:
-            student_states = cached["student"]
-        else:
-            with torch.set_grad_enabled(not self.training.freeze_encoder):
-                student_states = inner.model.encoder(batch.features).last_hidden_state
+        student_states = self.student_states(batch)
         ids = batch.decoder.decoder_input_ids
         student_logits = model(encoder_outputs=(student_states,), decoder_input_ids=ids).logits
         if self.teacher_top is not None:
@@ -130,22 +135,32 @@ class Distiller(Trainer):
             teacher = self.teacher_logits(batch, student_states)
         labels = batch.decoder.labels
         folds = self.spellings.in_batch(labels) if self.spellings else None
-        parts = distillation_loss(student_logits, teacher, labels, self.options.weights, self.token_map, folds)
-        return {"loss": parts.total, "ce": parts.ce, "kl": parts.kl}
+        weights = self.options.weights
+        parts = distillation_loss(student_logits, teacher, labels, weights, self.token_map, folds)
+        result = {"loss": parts.total, "ce": parts.ce, "kl": parts.kl}
+        if weights.encoder_weight:
+            result["encoder"] = encoder_state_loss(student_states, self.teacher_states(batch))
+            result["loss"] = result["loss"] + weights.encoder_weight * result["encoder"]
+        return result
+
+    @torch.no_grad()
+    def teacher_states(self, batch: TrainBatch) -> torch.Tensor:
+        """The teacher's encoder states on the full 30-s window: cached, or computed now."""
+        cached = batch.cached_states or {}
+        if "teacher" in cached:
+            return cached["teacher"]
+        return self.teacher.model.model.encoder(batch.features).last_hidden_state
 
     @torch.no_grad()
     def teacher_logits(self, batch: TrainBatch, student_states: torch.Tensor | None) -> torch.Tensor:
         """The teacher's logits on the batch's labels, reusing the student's encoder states when they are equal."""
         cached = batch.cached_states or {}
-        encoder = self.teacher.model.model.encoder
         if self.shared_encoder and student_states is not None:
             states = student_states.detach()
         elif self.shared_encoder and "student" in cached:
             states = cached["student"]
-        elif "teacher" in cached:
-            states = cached["teacher"]
         else:
-            states = encoder(batch.features).last_hidden_state
+            states = self.teacher_states(batch)
         ids = batch.decoder.decoder_input_ids
         return self.teacher.model(encoder_outputs=(states,), decoder_input_ids=ids).logits
 

@@ -27,12 +27,14 @@ from transformers import get_scheduler
 from transformers.models.whisper import modeling_whisper as hf_whisper
 
 from ..audio import SAMPLE_RATE
+from ..audio_context import AudioContext, cut_features, record
 from ..data import SpeechDataset, Utterance, load_dataset_spec
-from ..decoding import WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
+from ..decoding import WINDOW_FRAMES, WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
 from ..errors import DwzError
 from ..files import recover_interrupted, write_atomically
 from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
+from ..models.encoder import encode
 from ..pseudo_label import LABELS_FILE, load_labels
 from ..runtime import configure_threads, native_bf16, resolve_mixed_precision, wants_cpu
 from ..skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen
@@ -73,8 +75,9 @@ class Example:
 class TrainBatch:
     keys: list[str]
     decoder: DecoderBatch
-    features: torch.Tensor | None = None  # (batch, mels, frames) when encoders run live
+    features: torch.Tensor | None = None  # (batch, mels, 3000) when an encoder runs live
     cached_states: dict[str, torch.Tensor] | None = None  # encoder name -> (batch, positions, d_model)
+    frames: int = WINDOW_FRAMES  # log-mel frames the student's encoder reads (fewer: dynamic audio context)
 
 
 @dataclass
@@ -296,6 +299,20 @@ def set_dropout(model, probability: float) -> None:
             module.dropout = probability
 
 
+def freeze_encoder_layers(encoder, frozen: bool, top_layers: int | None) -> None:
+    """Freeze the whole encoder, or all but its top `top_layers` layers and final layer norm (None: train all).
+    Frozen parts run in eval mode (no dropout: their states must be reproducible). Position tables stay frozen."""
+    if top_layers is not None and top_layers > len(encoder.layers):
+        raise DwzError(f"--train-encoder-layers {top_layers}: the encoder has only {len(encoder.layers)} layers")
+    trained = [] if frozen else [encoder] if top_layers is None else [*encoder.layers[-top_layers:], encoder.layer_norm]
+    encoder.requires_grad_(False)
+    encoder.eval()
+    for module in trained:
+        module.requires_grad_(True)
+        module.train()
+    encoder.embed_positions.requires_grad_(False)
+
+
 class Trainer:
     """One training run. Subclasses implement `load_model` and `compute_loss`, and may extend the hooks."""
 
@@ -342,6 +359,8 @@ class Trainer:
         with self.accelerator.main_process_first():  # a CTranslate2 import into the cache happens once
             self.model: LoadedWhisper = self.load_model(self.last_dir if self.resuming else None)
         self.processor = self.model.processor
+        self.context = self.training.context() or AudioContext.of(self.model.model.config)
+        record(self.model.model.config, self.context)  # every checkpoint says how its encoder reads audio
         if self.training.dropout is not None:
             set_dropout(self.model.model, self.training.dropout)
         self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in self.utterances]
@@ -359,8 +378,21 @@ class Trainer:
         """Loss parts of one micro-batch; "loss" is the one to minimise."""
         raise NotImplementedError
 
+    @property
+    def student_encoder(self) -> torch.nn.Module:
+        return self.model.model.model.encoder
+
     def encoders_to_cache(self) -> dict[str, torch.nn.Module]:
-        return {"student": self.model.model.model.encoder}
+        return {"student": self.student_encoder}
+
+    def student_states(self, batch: TrainBatch) -> torch.Tensor:
+        """The student's encoder states: cached, or computed over the batch's audio context (with gradients where
+        encoder layers train)."""
+        cached = batch.cached_states or {}
+        if "student" in cached:
+            return cached["student"]
+        with torch.set_grad_enabled(not self.training.freeze_encoder):
+            return encode(self.student_encoder, cut_features(batch.features, batch.frames))
 
     def after_optimizer_step(self, model, step: int) -> None:
         """Called after every optimizer step (AdaLoRA reallocates its rank budget here)."""
@@ -410,9 +442,7 @@ class Trainer:
     def freeze(self) -> None:
         model = self.model.model
         model.train()
-        if self.training.freeze_encoder:
-            model.model.encoder.requires_grad_(False)
-            model.model.encoder.eval()  # no dropout in a frozen encoder: its states must be reproducible
+        freeze_encoder_layers(self.student_encoder, self.training.freeze_encoder, self.training.train_encoder_layers)
 
     # ------------------------------------------------------------------------------------- set-up
 
@@ -440,6 +470,11 @@ class Trainer:
     def build_caches(self) -> dict[str, EncoderViews]:
         utterances = [e.utterance for e in self.examples]
         encoders = self.encoders_to_cache()
+        if "student" in encoders and self.context.dynamic:
+            raise DwzError(
+                "--cache-encoder-states: this model's encoder reads each clip's own length (dynamic audio context), "
+                "so its states over the 30-s window are not the ones it trains on; drop --cache-encoder-states"
+            )
         views = 1 + self.training.augment_views
         size = views * sum(
             cache_bytes(len(utterances), e.config.max_source_positions, e.config.d_model) for e in encoders.values()
@@ -456,7 +491,7 @@ class Trainer:
                     [
                         EncoderCache.build(
                             folder,
-                            f"{name}-encoder",
+                            "encoder",  # named by its weights alone: equal encoders share one cache
                             encoder,
                             self.processor,
                             utterances,
@@ -477,13 +512,13 @@ class Trainer:
         decoder = collate_labels([e.label_ids for e in examples], self.processor.tokenizer.pad_token_id)
         device, dtype = self.accelerator.device, self.model.model.dtype
         decoder = DecoderBatch(decoder.decoder_input_ids.to(device), decoder.labels.to(device))
-        if self.caches:
-            states = {name: cache.get(keys, reads, device, dtype) for name, cache in self.caches.items()}
+        states = {name: cache.get(keys, reads, device, dtype) for name, cache in self.caches.items()}
+        if "student" in states:
             return TrainBatch(keys, decoder, cached_states=states)
-        features = self.processor.feature_extractor(
-            [e.utterance.load() for e in examples], sampling_rate=SAMPLE_RATE, return_tensors="pt"
-        ).input_features
-        return TrainBatch(keys, decoder, features=features.to(device, dtype))
+        audios = [e.utterance.load() for e in examples]
+        features = self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        frames = self.context.frames([len(a) for a in audios])
+        return TrainBatch(keys, decoder, features.input_features.to(device, dtype), states or None, frames)
 
     def make_optimizer(self):
         t = self.training
@@ -528,12 +563,24 @@ class Trainer:
         resumed = f" (resuming at {state.step})" if state.step else ""
         return (
             f"{self.description}: {len(self.examples)} clips, {self.steps_per_epoch} steps/epoch of "
-            f"{self.global_batch} clips, {self.total_steps} steps{resumed}; encoder "
-            f"{'frozen' if self.training.freeze_encoder else 'trained'}, "
+            f"{self.global_batch} clips, {self.total_steps} steps{resumed}; encoder {self.encoder_text()}, "
             f"{'cached' if self.caches else 'run every step'}"
             + (f" with {self.training.augment_views} SpecAugment view(s)" if self.training.augment_views else "")
             + self.precision_text()
         )
+
+    def encoder_text(self) -> str:
+        t = self.training
+        trained = (
+            "frozen"
+            if t.freeze_encoder
+            else "trained"
+            if t.train_encoder_layers is None
+            else (f"top {t.train_encoder_layers} layers trained")
+        )
+        if not self.context.dynamic:
+            return trained
+        return f"{trained}, reading each clip + {self.context.margin} positions (dynamic audio context)"
 
     def precision_text(self) -> str:
         if self.precision != "no":
@@ -600,8 +647,7 @@ class Trainer:
     def freeze_modes(self, model) -> None:
         """Back to training mode after evaluation, with frozen parts in eval mode."""
         model.train()
-        if self.training.freeze_encoder:
-            self.model.model.model.encoder.eval()
+        freeze_encoder_layers(self.student_encoder, self.training.freeze_encoder, self.training.train_encoder_layers)
 
     def finish(self, state: TrainState, log: TrainingLog | None, seconds_per_step: float) -> TrainSummary:
         self.accelerator.wait_for_everyone()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from transformers import SchedulerType
 
+from ..audio_context import DEFAULT_MARGIN, DEFAULT_MULTIPLE, AudioContext
 from ..errors import DwzError
 from ..runtime import MIXED_PRECISIONS
 
@@ -34,7 +35,13 @@ class TrainingOptions:
     eval_fallback: bool = True  # dev CER with temperature fallback on repetitive output, as `dwz evaluate` decodes
     log_every: int = 1
     freeze_encoder: bool = True
-    cache_encoder_states: bool = False  # compute encoder states once, reuse every epoch (frozen encoder only)
+    train_encoder_layers: int | None = None  # with the encoder trained: only its top N layers (None: all of it)
+    # the encoder's input: full (30-s window), dynamic (the clip + margin), None (what the model's config says)
+    audio_context: str | None = None
+    context_margin: int = DEFAULT_MARGIN  # dynamic: encoder positions (20 ms) read past the end of each clip
+    context_multiple: int = DEFAULT_MULTIPLE  # dynamic: input lengths rounded up to this many positions
+    # compute encoder states once, reuse every epoch: the frozen encoder's, or with a dynamic context the teacher's
+    cache_encoder_states: bool = False
     augment_views: int = 0  # SpecAugment-masked views of each clip cached besides the clean one (see augment.py)
     cache_dir: str | None = None  # where the cache lives (default OUT/cache); runs on the same clips can share it
     resume: bool = False  # continue from OUT/checkpoints/last
@@ -44,6 +51,16 @@ class TrainingOptions:
     strict: bool = False  # any bad clip is an error (default: skip it, list it in OUT/skipped.jsonl)
     threads: int | None = None
     device: str = "auto"
+
+    @property
+    def dynamic_context(self) -> bool:
+        return self.audio_context == "dynamic"
+
+    def context(self) -> AudioContext | None:
+        """The audio context this run trains with (None: the model's own)."""
+        if self.audio_context is None:
+            return None
+        return AudioContext(self.audio_context, self.context_margin, self.context_multiple)
 
     def __post_init__(self) -> None:
         positive = {
@@ -79,8 +96,17 @@ class TrainingOptions:
             raise DwzError(f"--augment-views must not be negative, got {self.augment_views}")
         if self.augment_views and not self.cache_encoder_states:
             raise DwzError("--augment-views masks the inputs of cached encoder states: add --cache-encoder-states")
-        if self.cache_encoder_states and not self.freeze_encoder:
-            raise DwzError("--cache-encoder-states needs a frozen encoder (drop --train-encoder)")
+        if self.cache_encoder_states and not self.freeze_encoder and not self.dynamic_context:
+            raise DwzError(
+                "--cache-encoder-states needs a frozen encoder (drop --train-encoder), or --audio-context dynamic "
+                "(then it caches the teacher's states on the full window)"
+            )
+        if self.train_encoder_layers is not None:
+            if self.freeze_encoder:
+                raise DwzError("--train-encoder-layers N trains the top N encoder layers: add --train-encoder")
+            if self.train_encoder_layers < 1:
+                raise DwzError(f"--train-encoder-layers must be at least 1, got {self.train_encoder_layers}")
+        self.context()  # a margin or multiple that makes no sense fails here, before any heavy work
         if self.mixed_precision not in MIXED_PRECISIONS:
             choices = ", ".join(MIXED_PRECISIONS)
             raise DwzError(f"--mixed-precision must be one of {choices}, got {self.mixed_precision!r}")

@@ -6,8 +6,8 @@ reads only the clip's own frames plus `margin` positions, rounded up to a multip
 records that in its `config.json` under `dwz_audio_context`, so every consumer (transformers, a CTranslate2 export,
 speculative decoding) runs it that way without flags. A model without the field reads the full window, as Whisper.
 
-transformers' `WhisperEncoder.forward` accepts only 3,000 frames, so `encode` runs the same modules over any
-shorter input (positions 0..n-1 of the same position table); for 3,000 frames it is the encoder's own forward.
+`models.encoder.encode` runs Whisper's encoder over such a shorter input. This module imports no torch: the
+command line reads its defaults.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
-import torch
-from torch import nn
-
-from ..errors import DwzError
+from .errors import DwzError
 
 CONFIG_KEY = "dwz_audio_context"  # in config.json (transformers) and the CTranslate2 export's config.json
 MODES = ("full", "dynamic")
@@ -94,26 +90,9 @@ def record(config, context: AudioContext) -> None:
         setattr(config, CONFIG_KEY, value)
 
 
-def cut_features(features: torch.Tensor | np.ndarray, frames: int):
+def cut_features(features, frames: int):
     """The first `frames` log-mel frames of 30-s features (batch, mels, 3000): the clip and its margin.
 
     Features are always computed over the padded 30-s window and then cut, in training and decoding alike, so a
     frame means the same thing in both (Whisper's log-mel floor depends on the whole input)."""
     return features[..., :frames]
-
-
-def encode(encoder: nn.Module, features: torch.Tensor) -> torch.Tensor:
-    """Encoder states (batch, frames / 2, d_model) for log-mel `features` (batch, mels, frames) of any even
-    length up to 3,000: the same layers as `WhisperEncoder.forward`, positions 0..frames/2-1 of its table."""
-    frames = features.shape[-1]
-    if frames == FRAMES_PER_POSITION * encoder.config.max_source_positions:
-        return encoder(features).last_hidden_state
-    if frames % FRAMES_PER_POSITION or frames > FRAMES_PER_POSITION * encoder.config.max_source_positions:
-        raise DwzError(f"encoder input of {frames} log-mel frames: give an even number up to 3000")
-    hidden = nn.functional.gelu(encoder.conv1(features))
-    hidden = nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
-    hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
-    hidden = nn.functional.dropout(hidden, p=encoder.dropout, training=encoder.training)
-    for layer in encoder.layers:
-        hidden = layer(hidden, None)
-    return encoder.layer_norm(hidden)

@@ -1,0 +1,206 @@
+"""Dynamic audio context: the policy, the short encoder, training with it, and every consumer reading it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import WhisperForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput
+
+from distil_whisper_zh.audio import SAMPLE_RATE, load_audio
+from distil_whisper_zh.audio_context import CONFIG_KEY, AudioContext, cut_features, record
+from distil_whisper_zh.backends import BackendOptions, make_decoder
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.decoding import WINDOW_FRAMES, DecodingOptions, WhisperDecoder, token_cap
+from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.export import ExportOptions, export_ctranslate2
+from distil_whisper_zh.models import load_whisper
+from distil_whisper_zh.models.encoder import encode
+from distil_whisper_zh.student import CreateStudentOptions, create_student
+from distil_whisper_zh.training.options import TrainingOptions
+
+DYNAMIC = AudioContext("dynamic", margin=64, multiple=32)
+
+
+def test_positions_are_the_clip_plus_margin_rounded_up():
+    assert DYNAMIC.positions(5 * SAMPLE_RATE) == 320  # 250 positions of speech + 64 = 314 -> 320
+    assert DYNAMIC.positions(1) == 96  # 1 + 64 = 65 -> 96
+    assert AudioContext("dynamic", margin=0, multiple=1).positions(5 * SAMPLE_RATE) == 250
+    assert DYNAMIC.positions(29 * SAMPLE_RATE) == 1500  # never past the 30-s window
+    assert AudioContext().positions(5 * SAMPLE_RATE) == 1500  # full: Whisper's own window
+    assert DYNAMIC.frames([SAMPLE_RATE, 5 * SAMPLE_RATE, 2 * SAMPLE_RATE]) == 640  # the longest clip decides
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(mode="short"), "--audio-context 'short': choose one of full, dynamic"),
+        (dict(mode="dynamic", margin=-1), "--context-margin -1: give 0..1499"),
+        (dict(mode="dynamic", margin=1500), "--context-margin 1500"),
+        (dict(mode="dynamic", multiple=0), "--context-multiple 0: give 1..1500"),
+    ],
+)
+def test_a_context_that_makes_no_sense_is_refused(kwargs, message):
+    with pytest.raises(DwzError, match=message):
+        AudioContext(**kwargs)
+    with pytest.raises(DwzError, match=message.split(":")[0]):  # the training options check it before any work
+        TrainingOptions(
+            audio_context=kwargs["mode"],
+            context_margin=kwargs.get("margin", 64),
+            context_multiple=kwargs.get("multiple", 32),
+            freeze_encoder=False,
+        )
+
+
+def test_the_config_field_round_trips(tiny_model_dir, tmp_path):
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_model_dir)
+    assert AudioContext.of(model.config) == AudioContext()  # no field: the full window, as today
+    record(model.config, DYNAMIC)
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved[CONFIG_KEY] == {"mode": "dynamic", "margin": 64, "multiple": 32}
+    assert AudioContext.of(WhisperForConditionalGeneration.from_pretrained(tmp_path).config) == DYNAMIC
+    record(model.config, AudioContext())
+    assert not hasattr(model.config, CONFIG_KEY)
+    with pytest.raises(DwzError, match="unusable dwz_audio_context"):
+        AudioContext.of({CONFIG_KEY: {"mode": "dynamic", "margin": -5}})
+
+
+def test_the_short_encoder_is_whispers_encoder_on_the_full_window(tiny_model_dir):
+    encoder = load_whisper(str(tiny_model_dir)).model.model.encoder
+    features = torch.randn(2, 80, WINDOW_FRAMES)
+    with torch.inference_mode():
+        assert torch.equal(encode(encoder, features), encoder(features).last_hidden_state)
+        short = encode(encoder, cut_features(features, 640))
+    assert short.shape == (2, 320, 64)
+    with pytest.raises(DwzError, match="641 log-mel frames: give an even number up to 3000"):
+        encode(encoder, features[..., :641])
+
+
+@pytest.fixture(scope="module")
+def dynamic_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model with a dynamic context recorded in its config (weights unchanged)."""
+    out = tmp_path_factory.mktemp("dynamic") / "model"
+    loaded = load_whisper(str(tiny_model_dir))
+    record(loaded.model.config, DYNAMIC)
+    loaded.model.save_pretrained(out)
+    loaded.processor.save_pretrained(out)
+    loaded.processor.feature_extractor.save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (out / name).write_bytes((tiny_model_dir / name).read_bytes())
+    return out
+
+
+def _greedy(model, cap: int, **inputs) -> list[int]:
+    with torch.inference_mode():
+        (row,) = model.generate(**inputs, language="zh", task="transcribe", max_new_tokens=cap)
+    return [t for t in row.tolist() if t < 50257]
+
+
+def test_transformers_decoding_reads_only_the_clip_and_margin(dynamic_model_dir, real_clips):
+    audio = load_audio(real_clips[0]["path"])
+    decoder = WhisperDecoder(load_whisper(str(dynamic_model_dir)), DecodingOptions(temperature_fallback=False))
+    prepared = decoder.prepare([audio])
+    assert prepared.frames == 2 * DYNAMIC.positions(len(audio)) < WINDOW_FRAMES
+    model = decoder.loaded.model
+    states = encode(model.model.encoder, cut_features(prepared.features["input_features"], prepared.frames))
+    expected = decoder.loaded.processor.tokenizer.decode(
+        _greedy(model, token_cap(len(audio) / SAMPLE_RATE), encoder_outputs=BaseModelOutput(last_hidden_state=states)),
+        skip_special_tokens=True,
+    )
+    (transcript,) = decoder.decode_prepared(prepared)
+    assert transcript.raw_text == expected.strip()
+
+
+def test_a_clip_over_30_s_is_still_decoded_whole(dynamic_model_dir):
+    decoder = WhisperDecoder(load_whisper(str(dynamic_model_dir)), DecodingOptions())
+    audio = np.random.default_rng(0).normal(0, 0.1, 65 * SAMPLE_RATE).astype(np.float32)
+    prepared = decoder.prepare([audio])
+    assert prepared.long_form and prepared.frames == WINDOW_FRAMES
+    assert prepared.features["input_features"].shape[-1] == 6500  # the whole recording, window by window
+    (transcript,) = decoder.decode_prepared(prepared)
+    assert transcript.segments  # sequential long-form decoding (timestamped), not one cut window
+
+
+def test_the_export_carries_the_context_and_ctranslate2_reads_it(dynamic_model_dir, real_clips, tmp_path):
+    out = tmp_path / "ct2"
+    result = export_ctranslate2(ExportOptions(model=str(dynamic_model_dir), out=str(out), quantization="float32"))
+    assert result.context == DYNAMIC
+    assert json.loads((out / "config.json").read_text())[CONFIG_KEY] == DYNAMIC.to_json()
+    decoder = make_decoder(str(out), DecodingOptions(temperature_fallback=False), BackendOptions("ctranslate2"))
+    assert decoder.context == DYNAMIC
+    audios = [load_audio(clip["path"]) for clip in real_clips[:2]]
+    prepared = decoder.prepare(audios)
+    assert prepared.features.shape == (2, 80, DYNAMIC.frames([len(a) for a in audios]))
+    transcripts = decoder.decode_prepared(prepared)
+    assert len(transcripts) == 2 and all(t.retries == 0 for t in transcripts)  # greedy only: no fallback pass
+
+
+@pytest.fixture(scope="module")
+def student_dir(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("student") / "s"
+    create_student(CreateStudentOptions(teacher=str(tiny_model_dir), out=str(out), decoder_layers=1))
+    return out
+
+
+def _distill(student, teacher, manifest, out, weights=LossWeights(encoder_weight=1.0), **training):
+    defaults = dict(batch_size=3, max_steps=3, warmup_steps=0, save_every=3, eval_every=0, learning_rate=1e-3)
+    return DistillOptions(
+        student=str(student),
+        teacher=str(teacher),
+        data=[str(manifest)],
+        out=str(out),
+        weights=weights,
+        training=TrainingOptions(**{**defaults, **training}),
+    )
+
+
+def test_distillation_with_a_dynamic_context_trains_the_top_encoder_layers(
+    student_dir, tiny_model_dir, small_manifest, tmp_path, capsys
+):
+    options = _distill(
+        student_dir,
+        tiny_model_dir,
+        small_manifest,
+        tmp_path / "out",
+        weights=LossWeights(ce_weight=0.0, kl_weight=0.0, encoder_weight=1.0),  # the encoder objective alone
+        max_steps=5,
+        audio_context="dynamic",
+        freeze_encoder=False,
+        train_encoder_layers=1,
+        cache_encoder_states=True,  # the teacher's full-window states: the targets
+    )
+    run_distillation(options)
+    assert "top 1 layers trained, reading each clip + 64 positions (dynamic audio context)" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved[CONFIG_KEY] == DYNAMIC.to_json()
+    before, after = (
+        load_file(str(student_dir / "model.safetensors")),
+        load_file(str(tmp_path / "out" / "model.safetensors")),
+    )
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("model.encoder.layers.1.") for k in changed)
+    assert "model.encoder.layer_norm.weight" in changed
+    assert not any(k.startswith(("model.encoder.layers.0.", "model.encoder.conv")) for k in changed)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert all(row["encoder"] > 0 for row in rows) and rows[-1]["encoder"] < rows[0]["encoder"]
+    assert list((tmp_path / "out" / "cache").glob("encoder-*.npy"))  # the teacher's states, computed once
+
+
+def test_dynamic_context_needs_a_trained_encoder_and_no_student_cache(student_dir, tiny_model_dir, tmp_path):
+    with pytest.raises(DwzError, match="--audio-context dynamic: the encoder must learn to read short inputs"):
+        _distill(student_dir, tiny_model_dir, "m.jsonl", tmp_path, audio_context="dynamic")
+    with pytest.raises(DwzError, match="--encoder-weight trains the student's encoder"):
+        _distill(student_dir, tiny_model_dir, "m.jsonl", tmp_path)
+    with pytest.raises(DwzError, match="--train-encoder-layers N trains the top N encoder layers: add --train-encoder"):
+        TrainingOptions(train_encoder_layers=1)
+
+
+def test_cli_refuses_a_bad_margin_before_loading_anything(capsys):
+    code = main(["distill", "--student", "s", "--teacher", "t", "--data", "d", "--out", "o", "--train-encoder",
+                 "--audio-context", "dynamic", "--context-margin", "-3"])  # fmt: skip
+    assert code == 2
+    assert "--context-margin -3: give 0..1499" in capsys.readouterr().err
