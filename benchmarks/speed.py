@@ -480,7 +480,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     args = parse_arguments(argv)
     if args.render:
         runs = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RESULTS_DIR.glob("speed-c*.json"))]
-        Path(args.markdown or MARKDOWN).write_text(render_markdown([r for r in runs if not r.get("quick")]), "utf-8")
+        write_keeping_end_to_end(
+            Path(args.markdown or MARKDOWN), render_markdown([r for r in runs if not r.get("quick")])
+        )
         return None
     results = run(args)
     suffix = "-quick" if args.quick else ""
@@ -491,8 +493,17 @@ def main(argv: list[str] | None = None) -> dict | None:
         paths = [p for p in sorted(RESULTS_DIR.glob("speed-c*.json")) if p.resolve() != out.resolve()]
         others = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
         runs = [results, *(r for r in others if r["device"] != results["device"] and not r.get("quick"))]
-        Path(args.markdown or MARKDOWN).write_text(render_markdown(runs), encoding="utf-8")
+        write_keeping_end_to_end(Path(args.markdown or MARKDOWN), render_markdown(runs))
     return results
+
+
+def write_keeping_end_to_end(path: Path, text: str) -> None:
+    """Write the regenerated tables, keeping the section benchmarks/end_to_end.py maintains in the same file."""
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    begin, end = "<!-- end-to-end:", "<!-- /end-to-end -->"
+    if begin in old and end in old:
+        text = text.rstrip("\n") + "\n\n" + old[old.index(begin) : old.index(end) + len(end)] + "\n"
+    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,26 @@ def test_forced_decoding_writes_exactly_the_asked_tokens(speed):
     out = speed.forced_decode(model, torch.randn(3, 1500, 64), tokens=5)
     assert out.shape == (3, 4 + 5)
     assert (out[:, 4:] != speed.EOS).all()
+
+
+def test_end_to_end_benchmark_rows_and_section(tiny_model_dir, small_manifest, tmp_path):
+    spec = importlib.util.spec_from_file_location("end_to_end_benchmark", SCRIPT.with_name("end_to_end.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out, markdown = tmp_path / "e2e.json", tmp_path / "BENCHMARKS.md"
+    markdown.write_text("# Benchmarks\n\nkept\n", encoding="utf-8")
+    argv = ["--teacher", str(tiny_model_dir), "--student", str(tiny_model_dir), "--data", str(small_manifest)]
+    results = module.main([*argv, "--batch-sizes", "1", "2", "--out", str(out), "--markdown", str(markdown)])
+    rows = results["rows"]
+    assert [(r["role"], r["backend"], r["batch_size"]) for r in rows] == [
+        (role, backend, batch)
+        for batch in (1, 2)
+        for role, backend in [("teacher", "transformers"), ("student", "transformers")]
+        + [("teacher", "ctranslate2"), ("student", "ctranslate2")]
+    ]
+    assert all(r["utterances"] == 3 and r["model_seconds"] > 0 and r["feature_seconds"] > 0 for r in rows)
+    assert [r["speedup"] for r in rows if r["role"] == "teacher" and r["backend"] == "transformers"] == [1.0, 1.0]
+    text = markdown.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks\n\nkept\n") and text.count("| student | CTranslate2 int8 |") == 2
+    module.write_markdown(results, markdown)  # regenerating replaces the section, never duplicates it
+    assert markdown.read_text(encoding="utf-8") == text
