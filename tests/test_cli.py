@@ -122,3 +122,11 @@ def test_evaluate_keeps_two_datasets_of_one_name_apart(tiny_model_dir, small_man
     results = json.loads((report / "report.json").read_text(encoding="utf-8"))["results"]
     assert [(r["dataset"], r["utterances"]) for r in results] == [("dev", 3), ("dev-2", 2)]
     assert len({r["hypotheses_file"] for r in results}) == 2
+
+
+def test_version_and_error_lines_say_things_once(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("dwz 0.")
+    assert main(["evaluate", "--model", "m", "--data", "d", "--report", "r", "--batch-size", "0"]) == 2
+    assert capsys.readouterr().err == "dwz evaluate: error: --batch-size must be at least 1, got 0\n"

@@ -153,7 +153,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"RTF {r.rtf:.3f}\tspeed-up {r.speedup:.2f}x\tskipped {r.skipped}"
             + ("" if r.same_text_as_baseline is None else f"\tsame text {100 * r.same_text_as_baseline:.0f}%")
         )
-    print(f"report: {options.report}/report.md (skipped clips: {options.report}/skipped.jsonl)")
+    skipped = sum(r.skipped for r in results)
+    listed = f" ({skipped} skipped clips: {options.report}/skipped.jsonl)" if skipped else ""
+    print(f"report: {options.report}/report.md{listed}")
 
 
 def cmd_pseudo_label(args: argparse.Namespace) -> None:
@@ -707,12 +709,22 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dwz", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (handler, add_arguments, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
         add_arguments(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("distil-whisper-zh")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def _quiet_libraries() -> None:

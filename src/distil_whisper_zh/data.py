@@ -97,7 +97,8 @@ def load_dataset_spec(spec: str) -> SpeechDataset:
     if not utterances:
         shown = "; ".join(item.line() for item in skipped[:SHOWN_IN_ERRORS])
         raise DwzError(
-            f"--data {spec}: no utterances found" + (f" ({len(skipped)} bad rows: {shown})" if shown else "")
+            f"--data {spec}: no utterances found"
+            + (f" ({len(skipped)} bad row{'s' if len(skipped) != 1 else ''}: {shown})" if shown else "")
         )
     return SpeechDataset(name=name, spec=spec, utterances=utterances, skipped=skipped)
 

@@ -64,9 +64,9 @@ class EvaluateOptions:
                 "model with and without the assistant are timed the same way"
             )
         if not self.models:
-            raise DwzError("dwz evaluate: give at least one --model")
+            raise DwzError("give at least one --model")
         if not self.data:
-            raise DwzError("dwz evaluate: give at least one --data")
+            raise DwzError("give at least one --data")
         if self.batch_size < 1:
             raise DwzError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
@@ -380,7 +380,7 @@ def _run_metadata(options: EvaluateOptions, device: torch.device, dtype: torch.d
         device_text = f"cuda ({torch.cuda.get_device_name(device)}), {str(dtype).removeprefix('torch.')}"
     else:
         device_text = (
-            f"cpu ({platform.processor() or platform.machine()}, {threads} threads), "
+            f"cpu ({platform.processor() or platform.machine()}, {threads} thread{'s' if threads != 1 else ''}), "
             f"{str(dtype).removeprefix('torch.')}"
         )
     return {

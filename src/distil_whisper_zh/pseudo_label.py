@@ -53,7 +53,7 @@ class PseudoLabelOptions:
 
     def __post_init__(self) -> None:
         if not self.data:
-            raise DwzError("dwz pseudo-label: give at least one --data")
+            raise DwzError("give at least one --data")
         if self.max_cer is not None and self.max_cer < 0:
             raise DwzError(f"--max-cer must be a non-negative fraction (0.1 = 10%), got {self.max_cer}")
         if self.punctuation not in ("none", "transfer"):

@@ -49,7 +49,7 @@ class TranscribeOptions:
         if self.format not in FORMATS:
             raise DwzError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
         if not self.inputs:
-            raise DwzError("dwz transcribe: give at least one audio file or folder")
+            raise DwzError("give at least one audio file or folder")
 
 
 def collect_audio_files(inputs: list[str], log: SkipLog | None = None) -> list[Path]:

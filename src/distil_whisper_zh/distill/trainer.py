@@ -43,7 +43,7 @@ class DistillOptions:
         if not 0 <= self.weights.label_smoothing < 1:
             raise DwzError(f"--label-smoothing must be in [0, 1), got {self.weights.label_smoothing}")
         if not self.data:
-            raise DwzError("dwz distill: give at least one --data")
+            raise DwzError("give at least one --data")
         if self.teacher_top_k < 0:
             raise DwzError(f"--teacher-top-k must be 0 (off) or positive, got {self.teacher_top_k}")
         if self.weights.encoder_weight < 0:
