@@ -261,3 +261,31 @@ def test_label_folds_in_the_top_k_kl_match_the_full_kl():
     distillation_loss(student, TopK(top.values, top.indices), labels, weights, label_folds=folds).total.backward()
     assert student.grad[0, 0, 1] > 0 > student.grad[0, 0, 2]  # position 0: towards the label
     assert student.grad[0, 1, 1] < 0  # position 1: still towards the teacher's token
+
+
+def test_a_teacher_probability_that_underflows_to_zero_adds_nothing_not_nan():
+    # float16 top-k values: a logit 1e4 below the best one underflows to probability 0 after softmax
+    teacher = torch.tensor([[[0.0, -1.0e4, -2.0e4]]])
+    student = torch.tensor([[[0.5, 0.0, 1.0]]], requires_grad=True)
+    labels = torch.tensor([[0]])
+    top = teacher.topk(3, dim=-1)
+    got = top_k_kl_divergence(student, TopK(top.values, top.indices), labels, temperature=1.0)
+    expected = -torch.log_softmax(student[0, 0].detach(), dim=-1)[0].item()  # all the teacher's mass on token 0
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    got.backward()
+    assert torch.isfinite(student.grad).all()
+    assert kl_divergence(student, teacher, labels, temperature=1.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_full_kl_folds_at_labelled_positions_among_padding():
+    # padding rows before the fold's position: the fold must land on the right labelled row after masking
+    teacher = torch.tensor([[[0.0, 0.0, 0.0], [2.0, 0.0, 1.0], [0.0, 3.0, 0.0]]])
+    student = torch.tensor([[[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]])
+    labels = torch.tensor([[IGNORE_INDEX, 1, 0]])
+    folds = torch.tensor([[0, 2, 1]])  # at position 2, the teacher's token 1 counts as the label (token 0)
+    got = kl_divergence(student, teacher, labels, 1.0, label_folds=folds)
+    folded_teacher = torch.tensor(
+        [[[0.0, 0.0, 0.0], [2.0, 0.0, 1.0], [math.log(math.exp(0.0) + math.exp(3.0)), -1e9, 0.0]]]
+    )
+    expected = kl_divergence(student, folded_teacher, labels, 1.0)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)

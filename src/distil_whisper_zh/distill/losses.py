@@ -64,18 +64,22 @@ def kl_divergence(
     mask = labels != IGNORE_INDEX
     if not mask.any():
         return student_logits.sum() * 0.0
-    teacher_probs = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    # labelled positions first: every (positions, vocab) tensor below has no padding rows
+    teacher_probs = F.softmax(teacher_logits[mask].float() / temperature, dim=-1)
     if token_map is not None:
         index = token_map.to(teacher_probs.device).expand_as(teacher_probs)
         teacher_probs = torch.zeros_like(teacher_probs).scatter_add_(-1, index, teacher_probs)
     if label_folds is not None and len(label_folds):
         row, position, token = label_folds.to(teacher_probs.device).unbind(-1)
-        moved = teacher_probs[row, position, token]
-        teacher_probs = teacher_probs.index_put((row, position, token), torch.zeros_like(moved))
-        teacher_probs = teacher_probs.index_put((row, position, labels[row, position]), moved, accumulate=True)
-    teacher_probs = teacher_probs[mask]
+        keep = mask[row, position]
+        row, position, token = row[keep], position[keep], token[keep]
+        at = (mask.flatten().cumsum(0) - 1).view_as(mask)[row, position]  # row of each fold in teacher_probs
+        moved = teacher_probs[at, token]
+        teacher_probs.index_put_((at, token), torch.zeros_like(moved))
+        teacher_probs.index_put_((at, labels[row, position]), moved, accumulate=True)
     student_log_probs = F.log_softmax(student_logits[mask].float() / temperature, dim=-1)
-    per_position = (torch.xlogy(teacher_probs, teacher_probs) - teacher_probs * student_log_probs).sum(-1)
+    cross = torch.linalg.vecdot(teacher_probs, student_log_probs)  # sum_v p log q, without a (positions, vocab) product
+    per_position = torch.xlogy(teacher_probs, teacher_probs).sum(-1) - cross
     return per_position.mean() * temperature**2
 
 
@@ -118,7 +122,8 @@ def top_k_kl_divergence(
     teacher_probs = F.softmax(teacher_top.values[mask].float() / temperature, dim=-1)
     # each entry's token total: sum_i p_i log P(token_i) is the teacher's entropy term over distinct tokens
     token_probs = torch.zeros_like(student_log_probs).scatter_add_(-1, ids, teacher_probs).gather(-1, ids)
-    per_position = (teacher_probs * (token_probs.log() - student_at_top)).sum(-1)
+    # xlogy: a probability that underflowed to 0 contributes 0, not 0 * log 0 = NaN
+    per_position = (torch.xlogy(teacher_probs, token_probs) - teacher_probs * student_at_top).sum(-1)
     return per_position.mean() * temperature**2
 
 
