@@ -146,7 +146,10 @@ def student_dir(tiny_model_dir, tmp_path_factory):
     return out
 
 
-def _distill(student, teacher, manifest, out, weights=LossWeights(encoder_weight=1.0), **training):
+ENCODER_MATCHING = LossWeights(encoder_weight=1.0)
+
+
+def _distill(student, teacher, manifest, out, weights=ENCODER_MATCHING, **training):
     defaults = dict(batch_size=3, max_steps=3, warmup_steps=0, save_every=3, eval_every=0, learning_rate=1e-3)
     return DistillOptions(
         student=str(student),

@@ -86,7 +86,7 @@ def test_a_stopped_teacher_top_k_build_resumes_by_batch(tiny_model_dir, tmp_path
         return torch.randn(len(indices), length, vocab, generator=generator)
 
     def build(folder, forward):
-        return TeacherTopK.build(folder, teacher, keys, label_ids, 4, [[0, 1], [2]], forward)
+        return TeacherTopK.build(folder, teacher, keys, "clips", label_ids, 4, [[0, 1], [2]], forward)
 
     whole = build(tmp_path / "whole", logits)
     with pytest.raises(KeyboardInterrupt):
@@ -97,3 +97,32 @@ def test_a_stopped_teacher_top_k_build_resumes_by_batch(tiny_model_dir, tmp_path
     for key in keys:
         a, b = whole.get([key], 4, torch.device("cpu")), resumed.get([key], 4, torch.device("cpu"))
         assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_audio_made_again_under_the_same_ids_gets_a_new_cache(tiny_model_dir, small_manifest, tmp_path):
+    loaded = load_whisper(str(tiny_model_dir))
+    utterances = load_dataset_spec(str(small_manifest)).utterances
+    encoder = loaded.model.model.encoder
+    first = _build(tmp_path / "cache", _StopsAfter(encoder), loaded, utterances)
+    before = np.array(first.row(utterances[0].id))
+    # the first clip's file is replaced by another clip's audio under the same name and id
+    utterances[0].audio.write_bytes(utterances[1].audio.read_bytes())
+    again = _StopsAfter(encoder)
+    remade = _build(tmp_path / "cache", again, loaded, load_dataset_spec(str(small_manifest)).utterances)
+    assert again.clips == 3  # not the old states
+    assert not np.array_equal(np.array(remade.row(utterances[0].id)), before)
+    np.testing.assert_array_equal(remade.row(utterances[0].id), remade.row(utterances[1].id))
+    assert len(list((tmp_path / "cache").glob("enc-*.npy"))) == 2
+
+
+def test_teacher_top_k_cache_is_keyed_by_the_clips_audio(tiny_model_dir, tmp_path):
+    teacher = load_whisper(str(tiny_model_dir)).model
+    calls = []
+
+    def forward(indices):
+        calls.append(indices)
+        return torch.randn(len(indices), 2, teacher.config.vocab_size)
+
+    for clips in ("audio as first made", "audio as first made", "audio made again"):
+        TeacherTopK.build(tmp_path, teacher, ["a"], clips, [[1, 2, 3]], 4, [[0]], forward)
+    assert len(calls) == 2  # built, reused, built again for other audio

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.files import check_replaceable, write_atomically
 from distil_whisper_zh.models import ct2_import
 from distil_whisper_zh.models.assets import load_tokenizer_json
 from distil_whisper_zh.models.loading import load_whisper, resolve_model
@@ -85,7 +86,7 @@ def test_import_never_replaces_a_folder_that_is_not_a_model(tmp_path):
     precious = tmp_path / "notes"
     precious.mkdir()
     (precious / "thesis.txt").write_text("years of work")
-    with pytest.raises(DwzError, match="not a model; refusing to replace it"):
+    with pytest.raises(DwzError, match="which a model folder does not; refusing to replace it"):
         write_atomically(precious, lambda folder: None)
     assert (precious / "thesis.txt").read_text() == "years of work"
     model_dir = tmp_path / "model"
@@ -103,3 +104,16 @@ def test_a_kill_between_the_renames_is_recovered(tmp_path):
     (old / "config.json").write_text("{}")
     recover_interrupted(target)  # as if killed after `target -> .old` and before `staging -> target`
     assert (target / "config.json").is_file() and not old.exists()
+
+
+def test_only_a_model_folder_is_replaced(tiny_model_dir, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.json").write_text("{}")
+    (project / "notes.txt").write_text("mine")
+    with pytest.raises(DwzError, match=r"holds notes.txt, which a model folder does not; refusing to replace it"):
+        check_replaceable(project)
+    model = tmp_path / "model"
+    write_atomically(model, lambda folder: (folder / "model.safetensors").write_bytes(b"x"))
+    check_replaceable(model)  # our own output may be replaced
+    assert (model / "model.safetensors").stat().st_mode & 0o777 == 0o644

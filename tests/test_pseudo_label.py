@@ -46,6 +46,7 @@ def test_killed_run_continues_without_duplicates_or_losses(tiny_model_dir, small
     # A run killed after one row and half of the next: that is what its part file looks like.
     killed = tmp_path / "killed"
     killed.mkdir()
+    (killed / "run.json").write_bytes((complete / "run.json").read_bytes())  # written before the first label
     first = json.dumps(expected[1], ensure_ascii=False)
     (killed / "labels.part-0.jsonl").write_text(first + "\n" + first[: len(first) // 2], encoding="utf-8")
     run_pseudo_label(_options(tiny_model_dir, small_manifest, killed))
@@ -123,3 +124,25 @@ def test_ctranslate2_backend_needs_a_ctranslate2_teacher(tiny_model_dir, small_m
     assert main([*argv, "--compute-type", "int8", "--no-fallback"]) == 2
     assert "--compute-type is a CTranslate2 option" in capsys.readouterr().err
     assert not (tmp_path / "labels.jsonl").exists()
+
+
+def test_a_rerun_with_other_options_is_refused_not_mixed(tiny_model_dir, small_manifest, tmp_path):
+    run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels"))
+    with pytest.raises(DwzError, match=r"labels made by another teacher or other options \(numerals 'keep' -> 'spell'"):
+        run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels", numerals="spell"))
+    rows = _rows(tmp_path / "labels")
+    assert len(rows) == 3 and json.loads((tmp_path / "labels" / "run.json").read_text())["numerals"] == "keep"
+
+
+def test_a_clip_made_again_is_labelled_again(tiny_model_dir, small_manifest, tmp_path):
+    run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels"))
+    before = {r["id"]: r for r in _rows(tmp_path / "labels")}
+    clips = sorted((small_manifest.parent / "clips").iterdir())
+    clips[0].write_bytes(clips[1].read_bytes())  # same file name and id, other audio
+    run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels"))
+    after = {r["id"]: r for r in _rows(tmp_path / "labels")}
+    changed = [i for i in after if after[i]["audio_stamp"] != before[i]["audio_stamp"]]
+    assert len(after) == 3 and len(changed) == 1
+    (remade,) = changed
+    twin = next(i for i in after if i != remade and after[i]["audio"].endswith(clips[1].name))
+    assert after[remade]["teacher_raw"] == after[twin]["teacher_raw"]  # labelled from the new audio

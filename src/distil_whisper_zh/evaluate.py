@@ -27,6 +27,7 @@ from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, ma
 from .data import SpeechDataset, load_dataset_spec
 from .decoding import Decoded, Decoder, DecodingOptions, WhisperDecoder, batches_by_length, transcribe_utterances
 from .errors import DwzError
+from .fingerprint import audio_stamp, digest, model_files_fingerprint
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
@@ -37,7 +38,6 @@ from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen, skip_record
 from .speculative import make_assistant
 from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, has_traditional, normalize_numerals
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 SCORABLE = ScreenRules(need_reference=True, nonempty_reference=True)  # a sound clip with characters to score
 
 
@@ -264,8 +264,9 @@ def decode_rows(
 
 
 def _clip_key(utterance) -> str:
-    """Id and file: manifests may repeat an id (files of the same name in different folders)."""
-    return f"{utterance.id}|{utterance.audio_path}"
+    """Id and audio (file, size, modification time): manifests may repeat an id (files of the same name in
+    different folders), and a clip made again under the same name is decoded again."""
+    return f"{utterance.id}|{utterance.audio_path}|{digest(audio_stamp(utterance))[:12]}"
 
 
 def _record_skip(log: SkipLog, dataset: str, utterance, error) -> None:
@@ -286,9 +287,7 @@ def run_key(decoder: Decoder, dataset: SpeechDataset) -> str:
         "decoding": asdict(decoder.options),
     }
     source = Path(identity["source"])
-    identity["weights"] = sorted(
-        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in source.glob("*") if p.suffix in WEIGHT_SUFFIXES
-    )
+    identity["weights"] = model_files_fingerprint(source)
     return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 

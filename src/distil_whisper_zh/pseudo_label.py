@@ -17,10 +17,12 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE
-from .backends import BackendOptions, Runtime, make_decoder
+from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
 from .data import SpeechDataset, Utterance, load_dataset_spec
 from .decoding import DecodingOptions, Transcript, transcribe_utterances
 from .errors import DwzError
+from .files import write_text_atomic
+from .fingerprint import audio_stamp, digest, model_files_fingerprint
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
@@ -31,6 +33,7 @@ from .text import spell_numbers
 
 LABELS_FILE = "labels.jsonl"
 SUMMARY_FILE = "summary.json"
+RUN_FILE = "run.json"  # what the labels were made with (teacher weights, runtime, options)
 
 
 @dataclass
@@ -91,6 +94,7 @@ def label_row(
     kept = counts is None or options.max_cer is None or counts.cer <= options.max_cer
     return {
         "key": label_key(dataset, utterance.id),
+        "audio_stamp": _stamp(utterance),  # the audio file's size and time when labelled
         "id": utterance.id,
         "dataset": dataset,
         "audio": audio,
@@ -124,10 +128,55 @@ def _skipped_part_path(out: Path, rank: int) -> Path:
 
 
 def _done_keys(out: Path) -> set[str]:
+    """The labelled clips, as (key, audio stamp): a clip whose file changed since is labelled again."""
     rows = read_jsonl(out / LABELS_FILE)
     for part in sorted(out.glob("labels.part-*.jsonl")):
         rows += read_jsonl(part)
-    return {row["key"] for row in rows}
+    return {f"{row['key']}|{row.get('audio_stamp')}" for row in rows}
+
+
+def _row_key(dataset: str, utterance: Utterance) -> str:
+    return f"{label_key(dataset, utterance.id)}|{_stamp(utterance)}"
+
+
+def _stamp(utterance: Utterance) -> str:
+    return digest(audio_stamp(utterance))[:16]
+
+
+def run_identity(options: PseudoLabelOptions) -> dict:
+    """What the label text depends on: the teacher's weights and runtime, numerals, punctuation, decoding. (The
+    --max-cer filter is applied again to every row at the end, so it may change between runs.)"""
+    backend = choose_backend(options.teacher, options.backend.backend)
+    source = ct2_model_dir(options.teacher) if backend == "ctranslate2" else resolve_model(options.teacher)
+    return json.loads(
+        json.dumps(
+            {
+                "teacher": options.teacher,
+                "weights": model_files_fingerprint(source),
+                "backend": backend,
+                "compute_type": options.backend.compute_type,
+                "numerals": options.numerals,
+                "punctuation": options.punctuation,
+                "decoding": asdict(options.decoding),
+            },
+            default=str,
+        )
+    )
+
+
+def check_same_run(out: Path, identity: dict) -> None:
+    """Record this run's identity in OUT/run.json; refuse to add to labels another teacher or options made."""
+    record = out / RUN_FILE
+    has_labels = (out / LABELS_FILE).is_file() or any(out.glob("labels.part-*.jsonl"))
+    saved = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    if has_labels and saved != identity:
+        differ = sorted(k for k in identity if saved is None or saved.get(k) != identity[k])
+        what = ", ".join(f"{k} {saved.get(k)!r} -> {identity[k]!r}" for k in differ) if saved else "no run.json"
+        raise DwzError(
+            f"{out} holds labels made by another teacher or other options ({what}); give another --out, or delete "
+            f"{out} to label everything again"
+        )
+    write_text_atomic(record, json.dumps(identity, indent=2, sort_keys=True) + "\n")
 
 
 def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
@@ -138,10 +187,13 @@ def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
     log = SkipLog(options.strict)
     datasets = usable_datasets(options, log)
     with state.main_process_first():  # a bad teacher fails before anything is written; imports happen once
-        resolve_model(options.teacher)
+        identity = run_identity(options)
     out.mkdir(parents=True, exist_ok=True)
+    if state.is_main_process:
+        check_same_run(out, identity)
+    state.wait_for_everyone()
     done = _done_keys(out)
-    todo = [(d.name, u) for d in datasets for u in d.utterances if label_key(d.name, u.id) not in done]
+    todo = [(d.name, u) for d in datasets for u in d.utterances if _row_key(d.name, u) not in done]
     mine = todo[state.process_index :: state.num_processes]
     state.wait_for_everyone()  # every process has read the part files before any appends to them
     if mine:
@@ -218,7 +270,7 @@ def merge_labels(
     parts = sorted(out.glob("labels.part-*.jsonl"))
     for part in parts:
         for row in read_jsonl(part):
-            rows.setdefault(row["key"], row)
+            rows[row["key"]] = row  # newer than labels.jsonl: a clip relabelled after its audio changed
     order = {d.name: i for i, d in enumerate(datasets)}
     merged = sorted(rows.values(), key=lambda r: (order.get(r["dataset"], len(order)), r["dataset"], r["id"]))
     for row in merged:  # the filter of this run applies to every row, also those labelled by an earlier run

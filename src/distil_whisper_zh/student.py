@@ -20,6 +20,7 @@ from .models import load_whisper
 from .models.loading import load_config
 from .models.params import count_parameters
 from .script_tokens import traditional_token_ids
+from .training.checkpoint import save_model_dir
 
 
 def maximally_spaced_layers(teacher_layers: int, student_layers: int) -> list[int]:
@@ -110,9 +111,7 @@ def create_student(options: CreateStudentOptions) -> StudentSummary:
     suppressed = [] if options.keep_teacher_script else traditional_token_ids(teacher.processor.tokenizer)
     suppress_in_generation(student, suppressed)
     out = Path(options.out)
-    student.save_pretrained(out)
-    teacher.processor.save_pretrained(out)
-    teacher.processor.feature_extractor.save_pretrained(out)
+    save_model_dir(student, teacher.processor, out)  # whole or not at all
     return StudentSummary(
         encoder_map, decoder_map, count_parameters(teacher.model), count_parameters(student), str(out), len(suppressed)
     )

@@ -51,6 +51,7 @@ class TeacherTopK:
         folder: Path,
         teacher: torch.nn.Module,
         keys: list[str],
+        clips: str,
         label_ids: list[list[int]],
         k: int,
         batches: list[list[int]],
@@ -58,12 +59,13 @@ class TeacherTopK:
     ) -> TeacherTopK:
         """Run `forward(indices) -> (batch, positions, vocab) logits` over `batches` and keep the top k.
 
-        Reuses an earlier build of the same clips, labels, k and teacher weights.
+        Reuses an earlier build of the same clips (`clips`: their `fingerprint.clips_fingerprint`), labels, k and
+        teacher weights.
         """
         vocab = teacher.config.vocab_size
         if not 1 <= k <= vocab:
             raise DwzError(f"--teacher-top-k must be between 1 and the vocabulary size {vocab}, got {k}")
-        digest = hashlib.sha256(json.dumps([keys, label_ids, k]).encode())
+        digest = hashlib.sha256(json.dumps([keys, clips, label_ids, k]).encode())
         digest.update(teacher_fingerprint(teacher).encode())
         values_path = folder / f"teacher-top{k}-{digest.hexdigest()[:16]}.values.npy"
         ids_path = values_path.with_name(values_path.name.replace(".values", ".ids"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DwzError
+from ..fingerprint import clips_fingerprint
 from ..models import LoadedWhisper, load_whisper
 from ..models.loading import load_config
 from ..script_tokens import TraditionalSpellings, simplified_token_map
@@ -94,6 +95,7 @@ class Distiller(Trainer):
                 self.cache_folder,
                 self.teacher.model,
                 [e.utterance.id for e in self.examples],
+                clips_fingerprint([e.utterance for e in self.examples], with_text=False),
                 [e.label_ids for e in self.examples],
                 self.options.teacher_top_k,
                 batches,

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..audio import SAMPLE_RATE
 from ..data import Utterance
 from ..decoding import batches_by_length
+from ..fingerprint import clips_fingerprint, extractor_settings
 from .augment import (
     DEFAULT_POLICY,
     FRAMES_PER_SECOND,
@@ -60,6 +61,26 @@ class EncoderCache:
         rows = np.stack([self.row(key) for key in keys])
         return torch.from_numpy(rows).to(device=device, dtype=dtype)
 
+    @staticmethod
+    def path_for(
+        folder: Path,
+        name: str,
+        encoder: torch.nn.Module,
+        processor,
+        utterances: list[Utterance],
+        view: int = 0,
+        policy: SpecAugmentPolicy = DEFAULT_POLICY,
+    ) -> Path:
+        """The cache file of these clips (ids and audio files as they are now), features and encoder weights: any
+        change makes another file, so a cache is never reused for other inputs."""
+        digest = hashlib.sha256(clips_fingerprint(utterances, with_text=False).encode())
+        digest.update(json.dumps(extractor_settings(processor), sort_keys=True).encode())
+        digest.update(encoder_fingerprint(encoder).encode())
+        if view:
+            digest.update(f"view {view}: {policy!r}, masking v{MASKING_VERSION}".encode())
+            name = f"{name}-view{view}"
+        return folder / f"{name}-{digest.hexdigest()[:16]}.npy"
+
     @classmethod
     def build(
         cls,
@@ -76,12 +97,7 @@ class EncoderCache:
         """Compute (or reuse, if the same clips were cached before) the states of every utterance; view > 0 is a
         SpecAugment-masked view of the inputs (see augment.py), view 0 the clean one."""
         keys = [u.id for u in utterances]
-        digest = hashlib.sha256("\n".join(keys).encode())
-        digest.update(encoder_fingerprint(encoder).encode())  # another encoder's states are never reused
-        if view:
-            digest.update(f"view {view}: {policy!r}, masking v{MASKING_VERSION}".encode())
-            name = f"{name}-view{view}"
-        path = folder / f"{name}-{digest.hexdigest()[:16]}.npy"
+        path = cls.path_for(folder, name, encoder, processor, utterances, view, policy)
         keys_path = path.with_suffix(".keys.json")
         if path.is_file() and keys_path.is_file() and json.loads(keys_path.read_text()) == keys:
             return cls(path, keys)

@@ -11,9 +11,9 @@ Batches are a pure function of (seed, step), so a resumed or sharded run sees ex
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
@@ -32,6 +32,7 @@ from ..data import SpeechDataset, Utterance, load_dataset_spec
 from ..decoding import WINDOW_FRAMES, WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
 from ..errors import DwzError
 from ..files import recover_interrupted, write_atomically
+from ..fingerprint import clips_fingerprint
 from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
 from ..models.encoder import encode
@@ -137,12 +138,8 @@ def load_eval_data(specs: list[str], limit: int, log: SkipLog) -> list[Utterance
 
 
 def training_data_fingerprint(utterances: list[Utterance]) -> str:
-    """A hash of the training clips' ids, audio paths and labels, in order."""
-    digest = hashlib.sha256()
-    for u in utterances:
-        audio = str(u.audio) if isinstance(u.audio, (str, Path)) else "<in memory>"
-        digest.update(f"{u.id}\t{audio}\t{u.text}\n".encode())
-    return digest.hexdigest()
+    """A hash of the training clips in order: ids, audio files (path, size, modification time) and labels."""
+    return clips_fingerprint(utterances)
 
 
 def make_accelerator(cpu: bool, precision: str) -> Accelerator:
@@ -168,6 +165,22 @@ def without_autocast(model):
         yield
     finally:
         model.forward = wrapped
+
+
+def publish_model_files(chosen: Path, out: Path) -> None:
+    """OUT itself becomes the chosen checkpoint's model dir: every file is copied beside its final name and
+    flushed first, then all are renamed into place (OUT also holds checkpoints/ and logs, so it cannot be swapped
+    whole). A stop in between leaves a mix for a moment; rerunning the command publishes the same files again."""
+    staged = []
+    for name in MODEL_FILES:
+        if (chosen / name).is_file():
+            temporary = out / f".{name}.publishing"
+            shutil.copy2(chosen / name, temporary)
+            with temporary.open("rb") as handle:
+                os.fsync(handle.fileno())
+            staged.append((temporary, out / name))
+    for temporary, final in staged:
+        temporary.replace(final)
 
 
 def field_defaults(cls) -> dict:
@@ -655,9 +668,6 @@ class Trainer:
             log.close()
             if state.step >= self.total_steps:
                 best = self.out / "checkpoints" / "best"
-                chosen = best if best.is_dir() else self.last_dir
-                for name in MODEL_FILES:  # OUT itself becomes the chosen model dir
-                    if (chosen / name).is_file():
-                        shutil.copy2(chosen / name, self.out / name)
+                publish_model_files(best if best.is_dir() else self.last_dir, self.out)
             plot_training_curve(self.out / LOG_FILE, self.out / PLOT_FILE)
         return TrainSummary(state.step, state.best_step, state.best_cer, seconds_per_step, str(self.out))
