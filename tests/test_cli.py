@@ -130,3 +130,25 @@ def test_version_and_error_lines_say_things_once(capsys):
     assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("dwz 0.")
     assert main(["evaluate", "--model", "m", "--data", "d", "--report", "r", "--batch-size", "0"]) == 2
     assert capsys.readouterr().err == "dwz evaluate: error: --batch-size must be at least 1, got 0\n"
+
+
+def test_every_format_gets_the_same_text(tiny_model_dir, real_clips, tmp_path, capsys):
+    clip = str(real_clips[0]["path"])
+    outputs = {}
+    for fmt in ("txt", "json", "srt"):
+        assert main(["transcribe", "--model", str(tiny_model_dir), clip, "--format", fmt, "--no-fallback"]) == 0
+        outputs[fmt] = capsys.readouterr().out
+    text = outputs["txt"].strip()
+    (row,) = [json.loads(line) for line in outputs["json"].splitlines()]
+    assert row["text"] == text and [s["text"] for s in row["segments"]] == ([text] if text else [])
+    assert row["segments"][0]["start"] == 0.0 and row["segments"][0]["end"] == row["audio_seconds"]
+    assert outputs["srt"].splitlines()[2:3] == ([text] if text else [])
+
+
+def test_options_are_checked_before_the_model_is_loaded(tmp_path, capsys):
+    # the model does not exist: an error about it would mean it was looked at first
+    assert main(["transcribe", "--model", str(tmp_path / "none"), "a.wav", "--batch-size", "0"]) == 2
+    assert capsys.readouterr().err == "dwz transcribe: error: --batch-size must be at least 1, got 0\n"
+    assert main(["evaluate", "--model", "m", "--data", "foo:bar", "--report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--data foo:bar: unknown prefix 'foo:'; use one of manifest:, aishell:, commonvoice:, fleurs:, hf:" in err

@@ -126,6 +126,7 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
             format=args.format,
             output=args.output,
             strict=args.strict,
+            timestamps=args.timestamps,
             decoding=_decoding_options(args),
             backend=_backend_options(args),
             **_runtime_kwargs(args),
@@ -504,7 +505,14 @@ def _arguments_transcribe(sub: argparse.ArgumentParser) -> None:
         "--format",
         default="txt",
         choices=("txt", "json", "srt", "vtt"),
-        help="txt; json (JSON lines with timed segments); srt or vtt subtitles (any length of audio)",
+        help="txt; json (JSON lines with timed segments); srt or vtt subtitles (any length of audio); the text "
+        "is the same in every format",
+    )
+    sub.add_argument(
+        "--timestamps",
+        action="store_true",
+        help="decode segment timestamps inside each 30-s window too (sentence-level subtitles; default: one "
+        "segment per recording of up to 30 s, longer ones window by window)",
     )
     sub.add_argument(
         "--output",

@@ -83,6 +83,10 @@ def load_dataset_spec(spec: str) -> SpeechDataset:
     """Parse a `--data` spec and read its utterance list (audio is not decoded here)."""
     kind, _, rest = spec.partition(":")
     if kind not in LOCAL_KINDS or not rest:
+        # a word before a colon is a prefix (mistyped?) unless the whole spec names a file; "C:\\x" stays a path
+        if rest and re.fullmatch(r"[A-Za-z][\w-]+", kind) and not Path(spec).expanduser().exists():
+            valid = ", ".join(f"{k}:" for k in LOCAL_KINDS)
+            raise DwzError(f"--data {spec}: unknown prefix {kind + ':'!r}; use one of {valid} or a manifest path")
         kind, rest = "manifest", spec
     readers = {
         "manifest": read_manifest,

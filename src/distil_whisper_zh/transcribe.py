@@ -19,14 +19,13 @@ from tqdm.auto import tqdm
 from .audio import AUDIO_EXTENSIONS
 from .backends import BackendOptions, Runtime, make_decoder
 from .data import Utterance
-from .decoding import DecodingOptions, Transcript, transcribe_utterances
+from .decoding import DecodingOptions, Segment, Transcript, transcribe_utterances
 from .errors import DwzError
 from .runtime import configure_threads, resolve_device, resolve_dtype
 from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, Skipped, screen, skip_record
 from .subtitles import to_srt, to_vtt
 
 FORMATS = ("txt", "json", "srt", "vtt")
-TIMED_FORMATS = ("json", "srt", "vtt")  # decoded with timestamps
 
 
 @dataclass
@@ -43,6 +42,10 @@ class TranscribeOptions:
     threads: int | None = None  # CPU threads for torch (default: half the cores)
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
     strict: bool = False  # any bad file is an error (default: skip it, list it in skipped.jsonl beside --output)
+    # segment timestamps inside each 30-s window (sentence-level subtitles). Off: one segment per recording of up to
+    # 30 s; longer ones are always decoded window by window with timestamps. Either way every format gets the same
+    # text: the decoding never depends on --format.
+    timestamps: bool = False
     backend: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
@@ -50,6 +53,8 @@ class TranscribeOptions:
             raise DwzError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
         if not self.inputs:
             raise DwzError("give at least one audio file or folder")
+        if self.batch_size < 1:
+            raise DwzError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
 def collect_audio_files(inputs: list[str], log: SkipLog | None = None) -> list[Path]:
@@ -109,8 +114,7 @@ def _transcribe_usable(
 ) -> dict[str, tuple[dict, Transcript]]:
     device = resolve_device(options.device)
     runtime = Runtime(device, resolve_dtype(options.dtype, device), threads)
-    timestamps = options.format in TIMED_FORMATS
-    decoder = make_decoder(options.model, options.decoding, options.backend, runtime, timestamps=timestamps)
+    decoder = make_decoder(options.model, options.decoding, options.backend, runtime, timestamps=options.timestamps)
 
     def on_skip(utterance: Utterance, error) -> None:
         log.add_strictly(skip_record(utterance, error.kind, error.reason))
@@ -122,10 +126,15 @@ def _transcribe_usable(
             utterance, transcript = item.utterance, item.transcript
             row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(item.audio_seconds, 3)}
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
-            if timestamps:
-                row["segments"] = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
+            transcript.segments = transcript.segments or whole_recording(transcript, item.audio_seconds)
+            row["segments"] = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
             results[utterance.id] = (row, transcript)
     return results
+
+
+def whole_recording(transcript: Transcript, seconds: float) -> list[Segment]:
+    """One segment for a recording decoded without timestamps (none for no text)."""
+    return [Segment(0.0, round(seconds, 3), transcript.text)] if transcript.text else []
 
 
 def report_skipped(log: SkipLog, output: str | None) -> None:
