@@ -58,7 +58,7 @@ def test_augmented_views_are_cached_and_change_training(tiny_model_dir, small_ma
         return sorted(p.name for p in (tmp_path / out / "cache").glob("*.npy"))
 
     clean, views = distill("clean", 0), distill("views", 2)
-    assert [f for f in views if f not in clean] == [f for f in views if "student-encoder-view" in f]
+    assert [f for f in views if f not in clean] == [f for f in views if "encoder-view" in f]
     assert len(views) == len(clean) + 2  # one file of states per masked view; the teacher's top-k once
     a = load_file(str(tmp_path / "clean" / "model.safetensors"))
     b = load_file(str(tmp_path / "views" / "model.safetensors"))

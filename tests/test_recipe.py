@@ -138,7 +138,7 @@ def test_demo_chain_on_the_embedded_corpus(tiny_ct2_dir, tmp_path, monkeypatch):
     demo.add_training_curves(tmp_path / "demo")
     report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text("utf-8"))
     assert len(report["results"]) == 3 and report["results"][0]["utterances"] == 40
-    assert len(list((tmp_path / "demo" / "cache").glob("student-encoder-*.npy"))) == 1  # shared by both stages
+    assert len(list((tmp_path / "demo" / "cache").glob("encoder-*.npy"))) == 1  # shared by both stages
     assert "student_loss.png" in (tmp_path / "demo" / "report" / "report.md").read_text("utf-8")
 
 

