@@ -95,7 +95,8 @@ def test_whisper_base_on_ctranslate2_int8_transcribes_with_timestamps(real_clips
     srt = capsys.readouterr().out
     lines = srt.splitlines()
     assert lines[0] == "1" and lines[1].startswith("00:00:00,000 --> 00:00:0")
-    assert lines[2] in ("设定29度", "设定二十九度")
+    assert main([*argv, str(clip["path"])]) == 0  # txt: the same decoding, so the same words
+    assert lines[2] == capsys.readouterr().out.strip() and lines[2].startswith("设定")
     long = tmp_path / "long.wav"
     audio = np.concatenate([load_audio(clip["path"]), np.zeros(30 * 16000, np.float32), load_audio(clip["path"])])
     __import__("soundfile").write(long, audio, 16000)
@@ -103,3 +104,25 @@ def test_whisper_base_on_ctranslate2_int8_transcribes_with_timestamps(real_clips
     row = json.loads(capsys.readouterr().out)
     assert row["audio_seconds"] > 34 and len(row["segments"]) >= 2
     assert row["segments"][0]["start"] < 3.0 and row["segments"][-1]["start"] >= 30.0
+
+
+def test_vad_reports_what_it_left_out(tiny_ct2_dir, real_clips, tmp_path, capsys):
+    import soundfile as sf
+
+    from distil_whisper_zh.audio import SAMPLE_RATE, load_audio
+    from distil_whisper_zh.cli import main
+
+    first, second = (load_audio(clip["path"]) for clip in real_clips[:2])
+    pause = np.zeros(6 * SAMPLE_RATE, np.float32)
+    recording = tmp_path / "two-utterances.wav"
+    sf.write(recording, np.concatenate([first, pause, second]), SAMPLE_RATE)
+    assert main(["transcribe", "--model", str(tiny_ct2_dir), str(recording), "--format", "json", "--vad"]) == 0
+    captured = capsys.readouterr()
+    (row,) = [json.loads(line) for line in captured.out.splitlines()]
+    gap_start, gap_end = len(first) / SAMPLE_RATE, (len(first) + len(pause)) / SAMPLE_RATE
+    removed = row["vad_removed"]
+    in_pause = sum(max(0.0, min(b, gap_end) - max(a, gap_start)) for a, b in removed)
+    assert in_pause > 4.0  # most of the pause (padded 0.5 s on each side of the speech)
+    outside = sum(b - a for a, b in removed) - in_pause
+    assert outside < 1.0  # at most the clips' own leading and trailing silence: their speech is kept
+    assert "--vad left out" in captured.err and str(recording) in captured.err

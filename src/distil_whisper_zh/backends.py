@@ -58,6 +58,23 @@ COMPUTE_TYPES = (
 EXPORT_HINT = "export it first (dwz export --model {model} --out {model}-ct2) or use --backend transformers"
 
 
+# Silero VAD through faster-whisper, tuned to keep short utterances: a lower speech threshold than its 0.5 (a 3.3-s
+# utterance inside a long recording was dropped whole at 0.5), and 0.5 s of padding on each side of every chunk.
+VAD_SETTINGS = {"threshold": 0.35, "speech_pad_ms": 500, "min_silence_duration_ms": 2000}
+VAD_REPORTED_SECONDS = 0.1  # removed stretches shorter than this are not reported
+
+
+def vad_removed_ranges(audio: np.ndarray, options) -> list[tuple[float, float]]:
+    """The (start, end) seconds of `audio` that the VAD with `options` leaves out (faster-whisper recomputes the
+    same chunks when it transcribes)."""
+    from faster_whisper.vad import get_speech_timestamps
+
+    chunks = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
+    edges = [0, *(x for chunk in chunks for x in (chunk["start"], chunk["end"])), len(audio)]
+    gaps = [(edges[i] / SAMPLE_RATE, edges[i + 1] / SAMPLE_RATE) for i in range(0, len(edges), 2)]
+    return [(round(a, 2), round(b, 2)) for a, b in gaps if b - a >= VAD_REPORTED_SECONDS]
+
+
 @dataclass(frozen=True)
 class BackendOptions:
     """Which runtime decodes, and the options only one runtime has."""
@@ -254,6 +271,7 @@ class CTranslate2Decoder:
         cap = token_cap(seconds)
         fallback = self.options.temperature_fallback
         self._ctranslate2.set_random_seed(self.options.seed)  # sampled fallback passes repeat, clip by clip
+        removed = vad_removed_ranges(audio, self._vad_options()) if self.vad else []
         segments, _ = self.model.transcribe(
             audio,
             language=self.options.language,
@@ -268,6 +286,7 @@ class CTranslate2Decoder:
             without_timestamps=not (self.timestamps or seconds > WINDOW_SECONDS),
             max_new_tokens=cap,
             vad_filter=self.vad,
+            vad_parameters=self._vad_options() if self.vad else None,
         )
         segments = list(segments)  # a generator: decoding happens here
         raw = "".join(segment.text for segment in segments).strip()
@@ -275,7 +294,13 @@ class CTranslate2Decoder:
         shown = [Segment(s.start, s.end, self._shown(s.text.strip())) for s in segments if s.text.strip()]
         hit_cap = seconds <= WINDOW_SECONDS and num_tokens >= cap
         ratio = text_compression_ratio(raw)
-        return Transcript(self._shown(raw), raw, num_tokens, hit_cap, ratio, shown)
+        return Transcript(self._shown(raw), raw, num_tokens, hit_cap, ratio, shown, vad_removed=removed)
+
+    @staticmethod
+    def _vad_options():
+        from faster_whisper.vad import VadOptions
+
+        return VadOptions(**VAD_SETTINGS)
 
     def _shown(self, raw: str) -> str:
         return to_simplified(raw) if self.options.simplified else raw

@@ -83,6 +83,7 @@ class Transcript:
     compression_ratio: float = field(default=0.0)
     segments: list[Segment] = field(default_factory=list)  # filled when timestamps were decoded
     retries: int = 0  # temperature-fallback passes after the first (0: the greedy text was kept)
+    vad_removed: list[tuple[float, float]] = field(default_factory=list)  # (start, end) seconds --vad left out
 
     @property
     def looped(self) -> bool:

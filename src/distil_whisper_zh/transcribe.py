@@ -128,8 +128,19 @@ def _transcribe_usable(
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
             transcript.segments = transcript.segments or whole_recording(transcript, item.audio_seconds)
             row["segments"] = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
+            if options.backend.vad:
+                row["vad_removed"] = [list(r) for r in transcript.vad_removed]
+                report_vad(utterance.id, transcript.vad_removed)
             results[utterance.id] = (row, transcript)
     return results
+
+
+def report_vad(path: str, removed: list[tuple[float, float]]) -> None:
+    """One stderr line per file: what --vad left out, so a dropped utterance can be found."""
+    if removed:
+        total = sum(end - start for start, end in removed)
+        ranges = ", ".join(f"{start:.1f}-{end:.1f}" for start, end in removed)
+        print(f"dwz transcribe: --vad left out {total:.1f} s of {path}: {ranges}", file=sys.stderr)
 
 
 def whole_recording(transcript: Transcript, seconds: float) -> list[Segment]:
