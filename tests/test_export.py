@@ -13,14 +13,15 @@ def test_export_writes_a_dir_faster_whisper_loads(tiny_model_dir, real_clips, tm
         ExportOptions(
             model=str(tiny_model_dir),
             out=str(tmp_path / "ct2"),
-            quantization="int8",
+            quantization="float32",
             check_audio=str(real_clips[0]["path"]),
         )
     )
     for name in ("model.bin", "tokenizer.json", "preprocessor_config.json", "config.json"):
         assert (tmp_path / "ct2" / name).is_file(), name
-    assert isinstance(result.ctranslate2_text, str) and isinstance(result.transformers_text, str)
-    assert result.check_cer is not None
+    # float32 weights, the same features and greedy decoding: both runtimes write the same text
+    assert result.ctranslate2_text == result.transformers_text and len(result.transformers_text) > 0
+    assert result.check_cer == 0.0
 
 
 def test_export_errors(tiny_model_dir, tmp_path):

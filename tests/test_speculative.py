@@ -51,19 +51,22 @@ def test_student_with_another_encoder_drafts_as_a_whole_model(teacher, tokenizer
 
 
 def test_evaluate_reports_the_assisted_run_with_identical_text(tiny_model_dir, small_manifest, tmp_path):
-    report = tmp_path / "report"
-    argv = ["evaluate", "--model", str(tiny_model_dir), "--assistant", str(tiny_model_dir), "--no-fallback"]
+    report, student = tmp_path / "report", tmp_path / "student"
+    create_student(CreateStudentOptions(teacher=str(tiny_model_dir), out=str(student), decoder_layers=1))
+    argv = ["evaluate", "--model", str(tiny_model_dir), "--assistant", str(student), "--no-fallback"]
     argv += ["--data", str(small_manifest), "--report", str(report)]
     assert main([*argv, "--batch-size", "2"]) == 2  # assisted generation is batch 1 only: refused, not hidden
     assert main([*argv, "--batch-size", "1"]) == 0
     plain, assisted = json.loads((report / "report.json").read_text(encoding="utf-8"))["results"]
-    assert assisted["model"] == f"{tiny_model_dir} + assistant {tiny_model_dir}"
+    assert assisted["model"] == f"{tiny_model_dir} + assistant {student}"
     assert assisted["same_text_as_baseline"] == 1.0 and assisted["cer"] == plain["cer"]
     assert assisted["params"] == plain["params"]
 
 
 def test_assistant_refuses_beams_and_other_vocabularies(teacher, tokenizer, tmp_path):
-    assistant = make_assistant(teacher, teacher.source)
+    student = tmp_path / "student"
+    create_student(CreateStudentOptions(teacher=teacher.source, out=str(student), decoder_layers=1))
+    assistant = make_assistant(teacher, str(student))
     with pytest.raises(DwzError, match="greedy decoding only"):
         WhisperDecoder(teacher, DecodingOptions(num_beams=2), assistant=assistant)
     other = tmp_path / "other"

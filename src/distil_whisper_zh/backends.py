@@ -55,6 +55,7 @@ COMPUTE_TYPES = (
     "bfloat16",
     "float32",
 )
+MAX_TARGET_POSITIONS = 448  # Whisper's decoder positions, prompt included
 EXPORT_HINT = "export it first (dwz export --model {model} --out {model}-ct2) or use --backend transformers"
 
 
@@ -248,7 +249,8 @@ class CTranslate2Decoder:
             self._ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
             [self.prompt] * len(features),
             beam_size=1 if sampled else self.options.num_beams,
-            max_length=len(self.prompt) + cap,
+            # CTranslate2's max_length does not count new tokens one for one: give room, and cut at the cap below
+            max_length=min(MAX_TARGET_POSITIONS, len(self.prompt) + 2 * cap + 1),
             suppress_blank=True,
             suppress_tokens=[-1],  # the model's own list (config.json suppress_ids), as faster-whisper passes
             sampling_topk=0 if sampled else 1,  # 0: sample from the whole distribution
@@ -260,7 +262,7 @@ class CTranslate2Decoder:
         return self.model.hf_tokenizer.decode([t for t in ids if t < self.eos]).strip()
 
     def _transcript(self, ids: list[int], cap: int, retries: int) -> Transcript:
-        content = [t for t in ids if t < self.eos]
+        content = [t for t in ids if t < self.eos][:cap]  # the same cap as transformers, token for token
         raw = self._raw_text(content)
         hit_cap = len(content) >= cap
         return Transcript(self._shown(raw), raw, len(content), hit_cap, text_compression_ratio(raw), retries=retries)

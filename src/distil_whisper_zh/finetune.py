@@ -81,16 +81,27 @@ def target_module_pattern(names: tuple[str, ...], adapt_encoder: bool) -> str:
     return rf".*model\.{stacks}\.layers\.\d+\.(.*\.)?({'|'.join(names)})"
 
 
+ALLOCATOR_STATE = ("ipt", "exp_avg_ipt", "exp_avg_unc")  # RankAllocator's running importance scores
+
+
 def save_adapters(peft_model, path: Path) -> None:
-    """Full-size adapter tensors (pruned ranks are zeros in lora_E) and the rank pattern, to resume from.
-    peft's own adapter state dict shrinks pruned tensors, which a freshly initialised model cannot load."""
+    """Full-size adapter tensors (pruned ranks are zeros in lora_E), the rank pattern and the rank allocator's
+    importance averages, to resume from exactly. peft's own adapter state dict shrinks pruned tensors, which a
+    freshly initialised model cannot load, and keeps no allocator state."""
     adapters = {k: v.detach().cpu() for k, v in peft_model.state_dict().items() if "lora_" in k}
-    torch.save({"adapters": adapters, "rank_pattern": peft_model.peft_config["default"].rank_pattern}, path)
+    allocator = peft_model.base_model.rankallocator
+    scores = {name: {k: v.detach().cpu() for k, v in getattr(allocator, name).items()} for name in ALLOCATOR_STATE}
+    rank_pattern = peft_model.peft_config["default"].rank_pattern
+    torch.save({"adapters": adapters, "rank_pattern": rank_pattern, "allocator": scores}, path)
 
 
 def restore_adapters(peft_model, path: Path) -> None:
     saved = torch.load(path, weights_only=False)
     peft_model.peft_config["default"].rank_pattern = saved["rank_pattern"]
+    allocator = peft_model.base_model.rankallocator
+    device = next(peft_model.parameters()).device
+    for name, scores in saved.get("allocator", {}).items():
+        setattr(allocator, name, {k: v.to(device) for k, v in scores.items()})
     missing = set(saved["adapters"]) - set(peft_model.state_dict())
     if missing:
         raise DwzError(f"{path}: adapters do not fit this model (e.g. {sorted(missing)[0]})")
