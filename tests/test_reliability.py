@@ -495,7 +495,7 @@ def test_killed_evaluate_finishes_like_an_uninterrupted_run(tiny_model_dir, six_
     assert not list(killed.glob("*.partial.jsonl"))
 
 
-def _finetune_argv(model, manifest, out) -> list[str]:
+def _finetune_argv(model, manifest, out, method: str = "full") -> list[str]:
     return [
         "finetune",
         "--model",
@@ -505,7 +505,7 @@ def _finetune_argv(model, manifest, out) -> list[str]:
         "--out",
         str(out),
         "--method",
-        "full",
+        method,
         "--batch-size",
         "2",
         "--max-steps",
@@ -530,13 +530,15 @@ def _assert_same_training(a: Path, b: Path) -> None:
         assert rb["loss"] == pytest.approx(ra["loss"], abs=1e-5)
 
 
-def test_killed_finetune_rerun_with_the_same_command_continues(tiny_model_dir, six_clips, tmp_path):
-    assert main(_finetune_argv(tiny_model_dir, six_clips, tmp_path / "straight")) == 0
+@pytest.mark.parametrize("method", ["full", "adalora"])
+def test_killed_finetune_rerun_with_the_same_command_continues(tiny_model_dir, six_clips, tmp_path, method):
+    assert main(_finetune_argv(tiny_model_dir, six_clips, tmp_path / "straight", method)) == 0
     killed = tmp_path / "killed"
-    _run_and_kill(_finetune_argv(tiny_model_dir, six_clips, killed), lambda: (killed / "checkpoints/last").is_dir())
+    argv = _finetune_argv(tiny_model_dir, six_clips, killed, method)
+    _run_and_kill(argv, lambda: (killed / "checkpoints/last").is_dir())
     state = json.loads((killed / "checkpoints/last/trainer_state.json").read_text())
     assert 3 <= state["step"] < 12 and not (killed / "model.safetensors").exists()
-    assert main(_finetune_argv(tiny_model_dir, six_clips, killed)) == 0  # the same command, no --resume
+    assert main(argv) == 0  # the same command, no --resume
     _assert_same_training(tmp_path / "straight", killed)
 
 
