@@ -22,7 +22,7 @@ import soundfile
 from distil_whisper_zh.jsonl import write_jsonl_atomic
 
 DEV = range(160, 200)
-COMPRESSION = 0.97  # ~16 kbit/s: Whisper's CER on the dev set is unchanged from 30 kbit/s (see the README)
+COMPRESSION = 0.97  # ~16 kbit/s: Whisper's CER on the dev set is unchanged from 30 kbit/s (see RESULTS.md)
 
 
 def chosen_rows(tts: Path, sentences: int) -> list[dict]:

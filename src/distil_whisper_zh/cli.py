@@ -293,7 +293,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
         "--mixed-precision",
         default="no",
         choices=("auto", "no", "fp16", "bf16"),
-        help="autocast while training: bf16 on a CUDA GPU or a CPU with AVX512-BF16/AMX (about 2x faster there), "
+        help="autocast while training: bf16 on a CUDA GPU or a CPU with AVX512-BF16/AMX, "
         "fp16 on CUDA, auto = bf16 where native, else no",
     )
     train.add_argument("--seed", type=int, default=0)
@@ -607,7 +607,7 @@ def _arguments_distill(sub: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="cache the teacher's K largest logits per position once and take the KL over them "
-        "(a cached step 2.5x faster on CPU, see README; 0 = full teacher distribution every step)",
+        "(a cached step 2.5x faster on CPU, see RESULTS.md; 0 = full teacher distribution every step)",
     )
     loss.add_argument(
         "--keep-teacher-script",
