@@ -254,6 +254,16 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
         default=0,
         help="also cache N SpecAugment-masked views of each clip; epochs cycle through them (default 0)",
     )
+    train.add_argument(
+        "--audio-augment",
+        type=lambda text: [name for name in text.split(",") if name],
+        default=[],
+        metavar="LIST",
+        help="the views start from augmented audio: any of speed,noise,babble,reverb,telephone,codec, comma-separated "
+        "(Kaldi speed factors 0.9/1.0/1.1; white noise at 5-25 dB SNR; babble of 3 other clips at 5-20 dB; a "
+        "simulated room, RT60 0.2-0.8 s; 8-kHz telephone band; Opus at ~12 kbit/s; each but speed on half the "
+        "views); needs --augment-views (default: none)",
+    )
     train.add_argument("--learning-rate", type=float, default=learning_rate)
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument(
@@ -337,6 +347,7 @@ def _training_options(args: argparse.Namespace):
         context_multiple=args.context_multiple,
         cache_encoder_states=args.cache_encoder_states,
         augment_views=args.augment_views,
+        audio_augment=args.audio_augment,
         cache_dir=args.cache_dir,
         resume=args.resume,
         stop_after_steps=args.stop_after_steps,

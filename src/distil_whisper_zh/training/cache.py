@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,7 @@ class EncoderCache:
         utterances: list[Utterance],
         view: int = 0,
         policy: SpecAugmentPolicy = DEFAULT_POLICY,
+        audio_key: str = "",
     ) -> Path:
         """The cache file of these clips (ids and audio files as they are now), features and encoder weights: any
         change makes another file, so a cache is never reused for other inputs."""
@@ -77,7 +79,7 @@ class EncoderCache:
         digest.update(json.dumps(extractor_settings(processor), sort_keys=True).encode())
         digest.update(encoder_fingerprint(encoder).encode())
         if view:
-            digest.update(f"view {view}: {policy!r}, masking v{MASKING_VERSION}".encode())
+            digest.update(f"view {view}: {policy!r}, masking v{MASKING_VERSION}, {audio_key}".encode())
             name = f"{name}-view{view}"
         return folder / f"{name}-{digest.hexdigest()[:16]}.npy"
 
@@ -93,11 +95,14 @@ class EncoderCache:
         device: torch.device,
         view: int = 0,
         policy: SpecAugmentPolicy = DEFAULT_POLICY,
+        load: Callable[[Utterance], np.ndarray] | None = None,
+        audio_key: str = "",
     ) -> EncoderCache:
         """Compute (or reuse, if the same clips were cached before) the states of every utterance; view > 0 is a
-        SpecAugment-masked view of the inputs (see augment.py), view 0 the clean one."""
+        SpecAugment-masked view of the inputs (see augment.py), view 0 the clean one. `load(utterance)` gives the
+        view's audio (an augmented copy, see audio_augment.py; `audio_key` names the augmentation for the key)."""
         keys = [u.id for u in utterances]
-        path = cls.path_for(folder, name, encoder, processor, utterances, view, policy)
+        path = cls.path_for(folder, name, encoder, processor, utterances, view, policy, audio_key)
         keys_path = path.with_suffix(".keys.json")
         if path.is_file() and keys_path.is_file() and json.loads(keys_path.read_text()) == keys:
             return cls(path, keys)
@@ -111,7 +116,7 @@ class EncoderCache:
             tqdm(total=len(keys), initial=len(keys) - len(todo), desc=f"cache {name}", unit="clip") as bar,
         ):
             for batch in batches_by_length(todo, batch_size):
-                audio = [u.load() for u in batch]
+                audio = [load(u) if load else u.load() for u in batch]
                 features = processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
                 features = features.input_features
                 if view:

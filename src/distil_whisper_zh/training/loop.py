@@ -39,6 +39,8 @@ from ..models.encoder import encode
 from ..pseudo_label import LABELS_FILE, load_labels
 from ..runtime import configure_threads, native_bf16, resolve_mixed_precision, wants_cpu
 from ..skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen
+from .audio_augment import BABBLE_TALKERS, AudioAugmentation, augment_audio
+from .augment import FRAMES_PER_SECOND, clip_view, spec_augment, view_seed
 from .batches import DecoderBatch, collate_labels, label_token_ids
 from .cache import EncoderCache, EncoderViews, cache_bytes
 from .checkpoint import (
@@ -333,6 +335,7 @@ class Trainer:
 
     def __init__(self, data: list[str], eval_data: list[str], out: str, training: TrainingOptions):
         self.training = training
+        self.audio_augmentation = AudioAugmentation(tuple(training.audio_augment))
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         cpu = wants_cpu(training.device)
@@ -511,6 +514,8 @@ class Trainer:
                             self.training.batch_size,
                             self.accelerator.device,
                             view=view,
+                            load=lambda utterance, view=view: self.view_audio(utterance, view),
+                            audio_key=self.audio_augmentation.key(),
                         )
                         for view in range(views)
                     ]
@@ -528,10 +533,31 @@ class Trainer:
         states = {name: cache.get(keys, reads, device, dtype) for name, cache in self.caches.items()}
         if "student" in states:
             return TrainBatch(keys, decoder, cached_states=states)
-        audios = [e.utterance.load() for e in examples]
+        # the encoder runs live: on the view the cached teacher states of this read were made from
+        extra = self.training.augment_views if self.caches else 0
+        views = [clip_view(key, read, extra) for key, read in zip(keys, reads or [None] * len(keys), strict=True)]
+        audios = [self.view_audio(e.utterance, view) for e, view in zip(examples, views, strict=True)]
         features = self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        features = torch.stack(
+            [
+                spec_augment(f, len(a) * FRAMES_PER_SECOND // SAMPLE_RATE, view_seed(key, view)) if view else f
+                for f, a, key, view in zip(features.input_features, audios, keys, views, strict=True)
+            ]
+        )
         frames = self.context.frames([len(a) for a in audios])
-        return TrainBatch(keys, decoder, features.input_features.to(device, dtype), states or None, frames)
+        return TrainBatch(keys, decoder, features.to(device, dtype), states or None, frames)
+
+    def view_audio(self, utterance: Utterance, view: int):
+        """A clip's audio as view `view` reads it: clean for view 0, else augmented as --audio-augment says."""
+        audio = utterance.load()
+        if view == 0 or not self.audio_augmentation.names:
+            return audio
+        return augment_audio(audio, view_seed(utterance.id, view), self.audio_augmentation, self.babble)
+
+    def babble(self, rng) -> list:
+        """Other training clips to mix in as babble, drawn by `rng`."""
+        chosen = rng.choice(len(self.utterances), size=min(BABBLE_TALKERS, len(self.utterances)), replace=False)
+        return [self.utterances[i].load() for i in chosen]
 
     def make_optimizer(self):
         t = self.training
@@ -578,7 +604,8 @@ class Trainer:
             f"{self.description}: {len(self.examples)} clips, {self.steps_per_epoch} steps/epoch of "
             f"{self.global_batch} clips, {self.total_steps} steps{resumed}; encoder {self.encoder_text()}, "
             f"{'cached' if self.caches else 'run every step'}"
-            + (f" with {self.training.augment_views} SpecAugment view(s)" if self.training.augment_views else "")
+            + (f" with {self.training.augment_views} augmented view(s)" if self.training.augment_views else "")
+            + (f" ({', '.join(self.training.audio_augment)} + SpecAugment)" if self.training.audio_augment else "")
             + self.precision_text()
         )
 

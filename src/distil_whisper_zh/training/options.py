@@ -9,6 +9,7 @@ from transformers import SchedulerType
 from ..audio_context import DEFAULT_MARGIN, DEFAULT_MULTIPLE, AudioContext
 from ..errors import DwzError
 from ..runtime import MIXED_PRECISIONS
+from .audio_augment import AudioAugmentation
 
 SCHEDULERS = tuple(s.value for s in SchedulerType)
 
@@ -43,6 +44,8 @@ class TrainingOptions:
     # compute encoder states once, reuse every epoch: the frozen encoder's, or with a dynamic context the teacher's
     cache_encoder_states: bool = False
     augment_views: int = 0  # SpecAugment-masked views of each clip cached besides the clean one (see augment.py)
+    # audio augmentations each view draws from before its SpecAugment masks (see audio_augment.py)
+    audio_augment: list[str] = field(default_factory=list)
     cache_dir: str | None = None  # where the cache lives (default OUT/cache); runs on the same clips can share it
     resume: bool = False  # continue from OUT/checkpoints/last
     stop_after_steps: int | None = None  # checkpoint and stop after this many steps of this invocation
@@ -94,6 +97,9 @@ class TrainingOptions:
             raise DwzError(f"--max-steps must be at least 1, got {self.max_steps}")
         if self.augment_views < 0:
             raise DwzError(f"--augment-views must not be negative, got {self.augment_views}")
+        AudioAugmentation(tuple(self.audio_augment))  # unknown names fail here
+        if self.audio_augment and not self.augment_views:
+            raise DwzError("--audio-augment makes the cached views: add --augment-views N (e.g. 2)")
         if self.augment_views and not self.cache_encoder_states:
             raise DwzError("--augment-views masks the inputs of cached encoder states: add --cache-encoder-states")
         if self.cache_encoder_states and not self.freeze_encoder and not self.dynamic_context:
