@@ -7,6 +7,7 @@ from conftest import TINY_SIZES, build_tiny_whisper
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from distil_whisper_zh.audio import load_audio
+from distil_whisper_zh.audio_context import AudioContext, record
 from distil_whisper_zh.cli import main
 from distil_whisper_zh.decoding import DecodingOptions, WhisperDecoder
 from distil_whisper_zh.errors import DwzError
@@ -87,3 +88,20 @@ def test_whisper_base_assisted_by_an_untrained_student_writes_the_teachers_text(
     plain = _texts(WhisperDecoder(teacher, GREEDY), audios)
     assert _texts(WhisperDecoder(teacher, GREEDY, assistant=assistant), audios) == plain
     assert plain[0] in ("設定29度", "设定29度", "設定29多", "设定29多")
+
+
+def test_a_dynamic_context_student_drafts_from_its_own_short_context(teacher, tmp_path, real_clips):
+
+    student = load_whisper(
+        str(build_tiny_whisper(load_whisper(teacher.source).processor.tokenizer, tmp_path / "s", seed=2))
+    )
+    record(student.model.config, AudioContext("dynamic"))
+    student.model.save_pretrained(tmp_path / "s")
+    assistant = make_assistant(teacher, str(tmp_path / "s"))
+    assert not assistant.shares_encoder and assistant.context.dynamic
+    audios = [load_audio(clip["path"]) for clip in real_clips[:2]]
+    assisted = WhisperDecoder(teacher, GREEDY, assistant=assistant)
+    assert _texts(assisted, audios) == _texts(WhisperDecoder(teacher, GREEDY), audios)  # the teacher's own text
+    assert assistant.model.model.encoder.frames == AudioContext("dynamic").frames([len(audios[-1])]) < 3000
+    with pytest.raises(DwzError, match="reads a dynamic audio context; speculative decoding needs a model"):
+        WhisperDecoder(load_whisper(str(tmp_path / "s")), GREEDY, assistant=assistant)

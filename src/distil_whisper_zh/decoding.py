@@ -185,6 +185,11 @@ class WhisperDecoder:
         self.context = AudioContext.of(loaded.model.config)
         if assistant is not None and options.num_beams > 1:
             raise DwzError("--assistant drafts for greedy decoding only; drop --num-beams")
+        if assistant is not None and self.context.dynamic:
+            raise DwzError(
+                f"--assistant: {loaded.name} reads a dynamic audio context; speculative decoding needs a model that "
+                "reads the 30-s window (the teacher), with the student as --assistant"
+            )
         self.name = loaded.name if assistant is None else f"{loaded.name} + assistant {assistant.name}"
 
     @property
@@ -220,8 +225,10 @@ class WhisperDecoder:
 
     @torch.inference_mode()
     def decode_prepared(self, prepared: Prepared) -> list[Transcript]:
-        if self.assistant is not None and len(prepared.audios) > 1:
-            return self.decode(prepared.audios)
+        if self.assistant is not None:
+            if len(prepared.audios) > 1:
+                return self.decode(prepared.audios)
+            self.assistant.read([len(a) for a in prepared.audios])
         cap = token_cap(max(len(a) for a in prepared.audios) / SAMPLE_RATE)
         if prepared.long_form or self.timestamps:  # sequential long-form decoding needs timestamps to advance
             return self._decode_timestamped(prepared.features, cap, prepared.long_form)
