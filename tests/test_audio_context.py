@@ -207,3 +207,22 @@ def test_cli_refuses_a_bad_margin_before_loading_anything(capsys):
                  "--audio-context", "dynamic", "--context-margin", "-3"])  # fmt: skip
     assert code == 2
     assert "--context-margin -3: give 0..1499" in capsys.readouterr().err
+
+
+def test_timestamped_decoding_of_a_short_clip_reads_the_dynamic_context(dynamic_model_dir, real_clips):
+    audio = load_audio(real_clips[0]["path"])
+    decoder = WhisperDecoder(
+        load_whisper(str(dynamic_model_dir)), DecodingOptions(temperature_fallback=False), timestamps=True
+    )
+    prepared = decoder.prepare([audio])
+    model = decoder.loaded.model
+    states = encode(model.model.encoder, cut_features(prepared.features["input_features"], prepared.frames))
+    with torch.inference_mode():
+        (row,) = model.generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=states), language="zh", task="transcribe",
+            max_new_tokens=token_cap(len(audio) / SAMPLE_RATE), return_timestamps=True,
+        )  # fmt: skip
+    expected = decoder.loaded.processor.tokenizer.decode([t for t in row.tolist() if t < 50257]).strip()
+    (transcript,) = decoder.decode_prepared(prepared)
+    assert transcript.raw_text == expected
+    assert all(s.start <= s.end for s in transcript.segments)

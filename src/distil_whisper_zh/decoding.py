@@ -229,9 +229,9 @@ class WhisperDecoder:
             if len(prepared.audios) > 1:
                 return self.decode(prepared.audios)
             self.assistant.read([len(a) for a in prepared.audios])
+        if prepared.long_form:  # sequential long-form decoding needs timestamps to advance
+            return self._decode_long_form(prepared.features)
         cap = token_cap(max(len(a) for a in prepared.audios) / SAMPLE_RATE)
-        if prepared.long_form or self.timestamps:  # sequential long-form decoding needs timestamps to advance
-            return self._decode_timestamped(prepared.features, cap, prepared.long_form)
         inputs = self._model_inputs(prepared)
         tokens, retries = decode_with_fallback(
             lambda rows, temperature: self._generate(inputs, rows, temperature, cap),
@@ -240,7 +240,7 @@ class WhisperDecoder:
             self.options,
         )
         return [
-            replace(self._transcript(torch.tensor(ids), cap), retries=tries)
+            replace(self._transcript(ids, cap, self._window_segments(ids)), retries=tries)
             for ids, tries in zip(tokens, retries, strict=True)
         ]
 
@@ -252,6 +252,7 @@ class WhisperDecoder:
         return {"encoder_states": encode(self.loaded.model.model.encoder, cut_features(features, prepared.frames))}
 
     def _generate(self, inputs: dict[str, torch.Tensor], rows: list[int], temperature: float, cap: int):
+        """Token ids of `rows` (timestamp tokens included when `timestamps`), at `temperature` (0: greedy)."""
         chosen = {name: value[rows] for name, value in inputs.items()}
         if "encoder_states" in chosen:
             chosen = {"encoder_outputs": BaseModelOutput(last_hidden_state=chosen.pop("encoder_states"))}
@@ -263,13 +264,15 @@ class WhisperDecoder:
             num_beams=1 if temperature > 0 else self.options.num_beams,
             max_new_tokens=cap,
             temperature=temperature,  # Whisper's generate samples at a temperature above 0
+            return_timestamps=self.timestamps,
             **extra,
         )
         return [row.tolist() for row in output]
 
-    def _decode_timestamped(self, features: dict[str, torch.Tensor], cap: int, long_form: bool) -> list[Transcript]:
-        """transformers' own timestamped decoding: sequential 30-s windows for long audio, with its fallback
-        (per window, on token compression; retries are not counted there)."""
+    def _decode_long_form(self, features: dict[str, torch.Tensor]) -> list[Transcript]:
+        """transformers' sequential decoding of audio over 30 s, window by window on the full window (the long-form
+        issue teaches students that), with its own per-window fallback (on token compression; retries are not
+        counted there) and the token cap per window."""
         fallback = self.options.temperature_fallback
         extra = {"assistant_model": self.assistant.model} if self.assistant is not None else {}
         output = self.loaded.model.generate(
@@ -279,15 +282,13 @@ class WhisperDecoder:
             language=self.language,
             task=self.options.task,
             num_beams=self.options.num_beams,
-            max_new_tokens=cap,
+            max_new_tokens=token_cap(WINDOW_SECONDS),
             temperature=FALLBACK_TEMPERATURES if fallback else 0.0,
             compression_ratio_threshold=TOKEN_COMPRESSION_RATIO_THRESHOLD if fallback else None,
             **extra,
         )
-        # the long-form cap applies per 30-s window, inside generate; only a single window is capped here
-        row_cap = None if long_form else cap
         return [
-            self._transcript(row, row_cap, segments)
+            self._transcript(row.tolist(), None, self._long_form_segments(segments))
             for row, segments in zip(output["sequences"], output["segments"], strict=True)
         ]
 
@@ -295,26 +296,31 @@ class WhisperDecoder:
         tokenizer = self.loaded.processor.tokenizer
         return tokenizer.decode([t for t in ids if t < tokenizer.eos_token_id], skip_special_tokens=True).strip()
 
-    def _transcript(self, tokens: torch.Tensor, cap: int | None, segments: list[dict] | None = None) -> Transcript:
-        tokenizer = self.loaded.processor.tokenizer
-        eos = tokenizer.eos_token_id
-        ids = tokens.tolist()
+    def _transcript(self, ids: list[int], cap: int | None, segments: list[Segment]) -> Transcript:
+        eos = self.loaded.processor.tokenizer.eos_token_id
         content = [t for t in ids if t < eos]  # text tokens come before <|endoftext|>; specials and timestamps after
         # transformers' fallback passes can overrun max_new_tokens by the prompt length: enforce the cap here too.
         content = content[:cap]
-        raw = tokenizer.decode(content, skip_special_tokens=True).strip()
-        text = self._shown(raw)
+        raw = self._raw_text(content)
         hit_cap = cap is not None and len(content) >= cap and eos not in ids[-1:]
-        return Transcript(
-            text, raw, len(content), hit_cap, text_compression_ratio(raw), self._segments(segments or [], eos)
-        )
+        return Transcript(self._shown(raw), raw, len(content), hit_cap, text_compression_ratio(raw), segments)
 
-    def _segments(self, segments: list[dict], eos: int) -> list[Segment]:
-        tokenizer = self.loaded.processor.tokenizer
+    def _window_segments(self, ids: list[int]) -> list[Segment]:
+        """Segments of one window decoded with timestamp tokens (none without `timestamps`)."""
+        if not self.timestamps:
+            return []
+        decoded = self.loaded.processor.tokenizer.decode(ids, skip_special_tokens=True, output_offsets=True)
+        return [
+            Segment(float(o["timestamp"][0]), float(o["timestamp"][1]), self._shown(o["text"].strip()))
+            for o in decoded.get("offsets", [])
+            if o["text"].strip() and o["timestamp"][1] is not None
+        ]
+
+    def _long_form_segments(self, segments: list[dict]) -> list[Segment]:
+        eos = self.loaded.processor.tokenizer.eos_token_id
         result = []
         for segment in segments:
-            ids = [t for t in segment["tokens"].tolist() if t < eos]
-            text = self._shown(tokenizer.decode(ids, skip_special_tokens=True).strip())
+            text = self._shown(self._raw_text([t for t in segment["tokens"].tolist() if t < eos]))
             if text:
                 result.append(Segment(float(segment["start"]), float(segment["end"]), text))
         return result
