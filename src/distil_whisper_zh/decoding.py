@@ -245,9 +245,10 @@ class WhisperDecoder:
         ]
 
     def _model_inputs(self, prepared: Prepared) -> dict[str, torch.Tensor]:
-        """What `generate` reads: the features, or the encoder states over the dynamic context."""
+        """What `generate` reads: the encoder states over the model's audio context, computed once per batch so a
+        fallback pass re-runs only the decoder; the features when an assistant drafts (its encoder reads them)."""
         features = prepared.features["input_features"]
-        if prepared.frames >= WINDOW_FRAMES:
+        if self.assistant is not None:
             return {"input_features": features}
         return {"encoder_states": encode(self.loaded.model.model.encoder, cut_features(features, prepared.frames))}
 
