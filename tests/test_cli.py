@@ -121,6 +121,7 @@ def test_evaluate_keeps_two_datasets_of_one_name_apart(tiny_model_dir, small_man
     assert main([*argv, *specs]) == 0
     results = json.loads((report / "report.json").read_text(encoding="utf-8"))["results"]
     assert [(r["dataset"], r["utterances"]) for r in results] == [("dev", 3), ("dev-2", 2)]
+    assert [r["data_spec"] for r in results] == specs[1::2]  # the same stem, told apart by the spec
     assert len({r["hypotheses_file"] for r in results}) == 2
 
 
@@ -152,3 +153,22 @@ def test_options_are_checked_before_the_model_is_loaded(tmp_path, capsys):
     assert main(["evaluate", "--model", "m", "--data", "foo:bar", "--report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--data foo:bar: unknown prefix 'foo:'; use one of manifest:, aishell:, commonvoice:, fleurs:, hf:" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("export", ["CTranslate2 weight type (default: int8)", "the CTranslate2 dir to write"]),
+        ("pseudo-label", ["(default: keep)", "(default: none)"]),
+        ("distill", ["(default: 0.0001)", "(default: 16)", "(default: 0.8)"]),
+        ("finetune", ["(default: 0.001)", "(default: adalora)"]),
+        ("count-params", ["model arguments"]),
+        ("run", ["a YAML recipe"]),
+    ],
+)
+def test_help_shows_every_default(command, shown, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for part in shown:
+        assert part in text, part

@@ -32,7 +32,7 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser, batch_size: int) -> 
 def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("decoding (the same for every model)")
     group.add_argument("--language", default="zh", help="Whisper language code (default zh)")
-    group.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    group.add_argument("--task", default="transcribe", choices=("transcribe", "translate"), help="Whisper's task token")
     group.add_argument("--num-beams", type=int, default=1, help="beam size; 1 = greedy (default)")
     group.add_argument(
         "--no-fallback",
@@ -264,16 +264,16 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
         "simulated room, RT60 0.2-0.8 s; 8-kHz telephone band; Opus at ~12 kbit/s; each but speed on half the "
         "views); needs --augment-views (default: none)",
     )
-    train.add_argument("--learning-rate", type=float, default=learning_rate)
+    train.add_argument("--learning-rate", type=float, default=learning_rate, help="AdamW's peak learning rate")
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument(
         "--dropout", type=float, default=None, help="residual dropout in the trained layers (default: the model's)"
     )
-    train.add_argument("--warmup-steps", type=int, default=50)
+    train.add_argument("--warmup-steps", type=int, default=50, help="steps of linear warm-up")
     train.add_argument("--lr-scheduler", default="linear", help="linear, cosine, constant_with_warmup, ...")
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--batch-size", type=int, default=16, help="clips per process per micro-batch")
+    train.add_argument("--gradient-accumulation-steps", type=int, default=1, help="micro-batches per step")
+    train.add_argument("--epochs", type=float, default=3.0, help="passes over the training clips")
     train.add_argument("--max-steps", type=int, default=None, help="overrides --epochs")
     train.add_argument(
         "--dataset-weight",
@@ -286,7 +286,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
     )
     train.add_argument("--eval-every", type=int, default=100, help="steps between dev-CER evaluations")
     train.add_argument("--save-every", type=int, default=100, help="steps between checkpoints")
-    train.add_argument("--max-eval-utterances", type=int, default=200)
+    train.add_argument("--max-eval-utterances", type=int, default=200, help="dev clips decoded per evaluation")
     train.add_argument(
         "--eval-no-fallback",
         action="store_true",
@@ -586,7 +586,7 @@ def _arguments_create_student(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--teacher", required=True)
     sub.add_argument("--out", required=True)
     sub.add_argument("--encoder-layers", type=int, default=None, help="default: all of the teacher's")
-    sub.add_argument("--decoder-layers", type=int, default=2)
+    sub.add_argument("--decoder-layers", type=int, default=2, help="student decoder layers")
     sub.add_argument("--decoder-layer-ids", type=int, nargs="+", default=None, help="explicit teacher layers")
     sub.add_argument("--encoder-layer-ids", type=int, nargs="+", default=None, help="explicit teacher layers")
     sub.add_argument(
@@ -602,9 +602,9 @@ def _arguments_distill(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--data", action="append", required=True, help="pseudo-label folder or dataset spec")
     sub.add_argument("--out", required=True)
     loss = sub.add_argument_group("loss: ce_weight * CE + kl_weight * T^2 * KL(teacher_T || student_T)")
-    loss.add_argument("--ce-weight", type=float, default=0.8)
-    loss.add_argument("--kl-weight", type=float, default=1.0)
-    loss.add_argument("--temperature", type=float, default=2.0)
+    loss.add_argument("--ce-weight", type=float, default=0.8, help="weight of CE against the labels")
+    loss.add_argument("--kl-weight", type=float, default=1.0, help="weight of the KL against the teacher")
+    loss.add_argument("--temperature", type=float, default=2.0, help="softmax temperature of the KL")
     loss.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the CE term (e.g. 0.1)")
     loss.add_argument(
         "--encoder-weight",
@@ -633,22 +633,25 @@ def _arguments_finetune(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--model", required=True)
     sub.add_argument("--data", action="append", required=True, help="dataset spec or pseudo-label folder")
     sub.add_argument("--out", required=True)
-    sub.add_argument("--method", default="adalora", choices=("adalora", "full"))
+    sub.add_argument("--method", default="adalora", choices=("adalora", "full"), help="what is trained")
     adalora = sub.add_argument_group("AdaLoRA (schedule tinit/tfinal/deltaT derived from the number of steps)")
     adalora.add_argument("--init-r", type=int, default=12, help="starting rank of each adapted matrix")
     adalora.add_argument("--target-r", type=int, default=4, help="average final rank")
-    adalora.add_argument("--lora-alpha", type=float, default=32.0)
-    adalora.add_argument("--lora-dropout", type=float, default=0.05)
-    adalora.add_argument("--orth-reg-weight", type=float, default=0.5)
+    adalora.add_argument("--lora-alpha", type=float, default=32.0, help="LoRA scaling")
+    adalora.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the adapters' input")
+    adalora.add_argument("--orth-reg-weight", type=float, default=0.5, help="orthogonality regulariser")
     adalora.add_argument(
-        "--target-modules", nargs="+", default=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
+        "--target-modules",
+        nargs="+",
+        default=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"],
+        help="decoder linear layers that get adapters",
     )
     adalora.add_argument("--adapt-encoder", action="store_true", help="adapt the encoder too (default: decoder)")
     _add_training_arguments(sub, learning_rate=1e-3)
 
 
 def _arguments_run(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("recipe")
+    sub.add_argument("recipe", help="a YAML recipe (e.g. recipes/cpu-base-zh.yaml)")
     sub.add_argument("--out", default=None, help="override the recipe's out folder")
     sub.add_argument("--until", default=None, metavar="STAGE", help="stop after this stage")
 
@@ -656,20 +659,21 @@ def _arguments_run(sub: argparse.ArgumentParser) -> None:
 def _arguments_demo(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", default="demo", help="output folder (default ./demo)")
     sub.add_argument("--epochs", type=float, default=12.0, help="distillation epochs (default 12)")
-    sub.add_argument("--finetune-steps", type=int, default=20)
+    sub.add_argument("--finetune-steps", type=int, default=20, help="AdaLoRA steps")
     sub.add_argument(
         "--threads", type=int, default=None, help="CPU threads (default: $DWZ_NUM_THREADS, else every core)"
     )
 
 
 def _arguments_export(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--model", required=True)
-    sub.add_argument("--out", required=True)
-    sub.add_argument("--format", default="ctranslate2", choices=("ctranslate2",))
+    sub.add_argument("--model", required=True, help="the model to export: a model dir, hub id or pypi:whisper-base")
+    sub.add_argument("--out", required=True, help="the CTranslate2 dir to write (replaced if it is a model dir)")
+    sub.add_argument("--format", default="ctranslate2", choices=("ctranslate2",), help="the export format")
     sub.add_argument(
         "--quantization",
         default="int8",
         choices=("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32"),
+        help="CTranslate2 weight type",
     )
     sub.add_argument("--check-audio", default=None, help="a clip to transcribe with both runtimes after export")
 
@@ -677,8 +681,8 @@ def _arguments_export(sub: argparse.ArgumentParser) -> None:
 def _arguments_split(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("data", help="dataset spec")
     sub.add_argument("--out", required=True, help="folder for train.jsonl and dev.jsonl")
-    sub.add_argument("--dev-fraction", type=float, default=0.2)
-    sub.add_argument("--seed", default="dwz")
+    sub.add_argument("--dev-fraction", type=float, default=0.2, help="share of clips in dev.jsonl")
+    sub.add_argument("--seed", default="dwz", help="salt of the id hash (another seed, another split)")
 
 
 def _arguments_sentences(sub: argparse.ArgumentParser) -> None:
@@ -693,11 +697,11 @@ def _arguments_sentences(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--exclude", action="append", default=[], metavar="SPEC", help="a dataset whose texts are left out"
     )
-    sub.add_argument("--seed", default="dwz")
+    sub.add_argument("--seed", default="dwz", help="salt of the draw (another seed, other sentences)")
 
 
 def _arguments_count_params(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("models", nargs="+")
+    sub.add_argument("models", nargs="+", help="model arguments (dirs, hub ids, pypi:whisper-base)")
     sub.add_argument("--json", action="store_true", help="print a JSON object {model: count}")
 
 
@@ -726,12 +730,24 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
 }
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help shows every option's default, except where there is none (required, off, unset) or the help text
+    already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required or action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dwz", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (handler, add_arguments, help_text) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        # every option's default is shown in --help, from the one place it is declared
+        sub = commands.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsHelpFormatter)
         sub.set_defaults(handler=handler)
         add_arguments(sub)
     return parser

@@ -92,6 +92,7 @@ class EvalResult:
     looped: int  # hypotheses whose compression ratio says they are mostly repetition
     hit_token_cap: int  # hypotheses cut by the token cap (no end-of-text)
     hypotheses_file: str
+    data_spec: str = ""  # the --data spec the dataset came from (`dataset` is its short name)
     retries: int = 0  # temperature-fallback re-decodes of single-window clips (long-form windows not counted)
     feature_seconds: float = 0.0  # log-mel features, timed apart: wall_seconds is the model's time alone
     skipped: int = 0  # clips of the dataset left out as unusable (listed in skipped.jsonl)
@@ -233,6 +234,7 @@ def evaluate_one(
     baseline = earlier[0] if earlier else None
     result, scored = score_rows(rows, name, dataset.name, decoder.params, baseline)
     result.hypotheses_file = f"{stem}.jsonl"
+    result.data_spec = dataset.spec
     result.skipped = len(log.for_dataset(dataset.name)) if log else 0
     result.backend = decoder.backend
     result.same_text_as_baseline = _same_text_share(scored, report_dir, baseline)
