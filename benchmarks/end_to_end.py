@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -69,7 +70,9 @@ def render(results: dict) -> str:
         "",
         f"Clips: {results['data']} ({results['rows'][0]['utterances']} clips, "
         f"{results['rows'][0]['audio_seconds']:.1f} s of audio). Student audio context: {results['student_context']}. "
-        f"Date {results['date']}, {results['threads']} thread(s); model time only (features timed apart), "
+        f"Date {results['date']}, torch and CTranslate2 threads: "
+        f"{results['threads'] or 'dwz default ($DWZ_NUM_THREADS, else half the cores)'}; "
+        "model time only (features timed apart), "
         "speed-up against the teacher on transformers float32 at the same batch size, same run.",
         "",
         "| model | runtime | batch | CER | CER (numerals) | model time (s) | features (s) | speed-up | retries |",
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
         started = time.time()
         rows = measure(args, Path(tmp))
     results = {
-        "command": "python benchmarks/end_to_end.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": f"DWZ_NUM_THREADS={os.environ.get('DWZ_NUM_THREADS', '')} python benchmarks/end_to_end.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "data": args.data,
         "teacher": args.teacher,
         "student": str(resolve_model(args.student)),
