@@ -250,7 +250,8 @@ class WhisperDecoder:
         features = prepared.features["input_features"]
         if self.assistant is not None:
             return {"input_features": features}
-        return {"encoder_states": encode(self.loaded.model.model.encoder, cut_features(features, prepared.frames))}
+        encoder = self.loaded.model.get_encoder()  # a peft-wrapped model (AdaLoRA dev CER) too
+        return {"encoder_states": encode(encoder, cut_features(features, prepared.frames))}
 
     def _generate(self, inputs: dict[str, torch.Tensor], rows: list[int], temperature: float, cap: int):
         """Token ids of `rows` (timestamp tokens included when `timestamps`), at `temperature` (0: greedy)."""
