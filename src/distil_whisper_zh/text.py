@@ -37,9 +37,20 @@ def _converter(config: str) -> opencc.OpenCC:
     return opencc.OpenCC(config)
 
 
+MAX_T2S_PASSES = 4  # a chain of t2s mappings is at most two long in OpenCC's tables; more is a safety margin
+
+
 def to_simplified(text: str) -> str:
-    """Traditional -> Simplified Chinese (OpenCC t2s); other characters unchanged."""
-    return _converter("t2s").convert(text)
+    """Traditional -> Simplified Chinese (OpenCC t2s); other characters unchanged. Repeated until nothing changes:
+    t2s is not idempotent for a few characters (薴 -> 苧 -> 苎), and text converted once must compare equal to text
+    converted twice (CER normalises both sides)."""
+    converter = _converter("t2s")
+    for _ in range(MAX_T2S_PASSES):
+        converted = converter.convert(text)
+        if converted == text:
+            break
+        text = converted
+    return text
 
 
 def has_traditional(text: str) -> bool:
