@@ -209,9 +209,9 @@ def cmd_create_student(args: argparse.Namespace) -> None:
         print(f"Traditional-only tokens suppressed in its generation config: {summary.suppressed_traditional}")
 
 
-def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: float) -> None:
-    train = parser.add_argument_group("training")
-    train.add_argument("--eval-data", action="append", help="held-out dataset spec for dev CER (repeatable)")
+def _add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the encoder reads and learns, and its cached states and augmented views."""
+    train = parser.add_argument_group("encoder: training, audio context, cache and augmented views")
     train.add_argument("--train-encoder", action="store_true", help="train the encoder too (default: frozen)")
     train.add_argument(
         "--train-encoder-layers",
@@ -264,6 +264,12 @@ def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: floa
         "simulated room, RT60 0.2-0.8 s; 8-kHz telephone band; Opus at ~12 kbit/s; each but speed on half the "
         "views); needs --augment-views (default: none)",
     )
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser, learning_rate: float) -> None:
+    _add_encoder_arguments(parser)
+    train = parser.add_argument_group("training")
+    train.add_argument("--eval-data", action="append", help="held-out dataset spec for dev CER (repeatable)")
     train.add_argument("--learning-rate", type=float, default=learning_rate, help="AdamW's peak learning rate")
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument(
