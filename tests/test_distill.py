@@ -13,16 +13,10 @@ from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.runtime import native_bf16, resolve_mixed_precision
 from distil_whisper_zh.student import CreateStudentOptions, create_student
 from distil_whisper_zh.training.augment import clip_view
-from distil_whisper_zh.training.loop import (
-    RUN_FILE,
-    example_weights,
-    global_batches,
-    make_accelerator,
-    read_numbers,
-    same_run,
-    without_autocast,
-)
+from distil_whisper_zh.training.identity import RUN_FILE, same_run
 from distil_whisper_zh.training.options import TrainingOptions
+from distil_whisper_zh.training.precision import make_accelerator, without_autocast
+from distil_whisper_zh.training.sampling import example_weights, global_batches, read_numbers
 
 
 @pytest.fixture(scope="module")

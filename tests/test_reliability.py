@@ -31,8 +31,9 @@ from distil_whisper_zh.audio import SAMPLE_RATE, load_audio
 from distil_whisper_zh.cli import main
 from distil_whisper_zh.data import Utterance, load_dataset_spec
 from distil_whisper_zh.errors import DwzError
-from distil_whisper_zh.skipped import ScreenRules, SkipLog, screen
-from distil_whisper_zh.training.loop import load_training_data
+from distil_whisper_zh.screening import ScreenRules, screen
+from distil_whisper_zh.skipped import SkipLog
+from distil_whisper_zh.training.data import load_training_data
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 FAST = ["--no-fallback"]

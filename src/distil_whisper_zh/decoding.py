@@ -27,7 +27,7 @@ from .data import Utterance
 from .errors import DwzError
 from .models import LoadedWhisper
 from .models.encoder import encode
-from .skipped import load_batch
+from .screening import load_batch
 from .speculative import Assistant
 from .text import to_simplified
 
@@ -364,7 +364,7 @@ def transcribe_utterances(
     is outside both timed spans, and features are timed apart from the model.
 
     `on_skip(utterance, AudioError)`, if given, receives each clip that cannot be decoded or is silent (see
-    `skipped.load_checked`), which is then left out; without it such a clip raises.
+    `screening.load_checked`), which is then left out; without it such a clip raises.
     """
     torch.manual_seed(decoder.options.seed)
     for batch in batches_by_length(utterances, batch_size):

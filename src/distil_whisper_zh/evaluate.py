@@ -34,7 +34,8 @@ from .models import resolve_model
 from .punctuation import MarkCounts, punctuation_counts
 from .report import write_report_files
 from .runtime import configure_threads, resolve_device, resolve_dtype
-from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen, skip_record
+from .screening import ScreenRules, screen, skip_record
+from .skipped import SKIPPED_FILE, SkipLog
 from .speculative import make_assistant
 from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, has_traditional, normalize_numerals
 

@@ -20,7 +20,8 @@ from .errors import DwzError
 from .models import LoadedWhisper, load_whisper
 from .models.loading import load_config
 from .training.checkpoint import write_model_files
-from .training.loop import TrainBatch, Trainer, TrainSummary, freeze_encoder_layers
+from .training.layers import freeze_encoder_layers
+from .training.loop import TrainBatch, Trainer, TrainSummary
 from .training.options import TrainingOptions
 
 ADAPTER_FILE = "adapter_state.pt"

@@ -28,7 +28,8 @@ from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
 from .punctuation import transfer_punctuation
 from .runtime import configure_threads, resolve_device, resolve_dtype, wants_cpu
-from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, Skipped, screen, skip_record
+from .screening import ScreenRules, screen, skip_record
+from .skipped import SKIPPED_FILE, SkipLog, Skipped
 from .text import spell_numbers
 
 LABELS_FILE = "labels.jsonl"

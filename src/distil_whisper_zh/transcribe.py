@@ -22,7 +22,8 @@ from .data import Utterance
 from .decoding import DecodingOptions, Segment, Transcript, transcribe_utterances
 from .errors import DwzError
 from .runtime import configure_threads, resolve_device, resolve_dtype
-from .skipped import SKIPPED_FILE, ScreenRules, SkipLog, Skipped, screen, skip_record
+from .screening import ScreenRules, screen, skip_record
+from .skipped import SKIPPED_FILE, SkipLog, Skipped
 from .subtitles import to_srt, to_vtt
 
 FORMATS = ("txt", "json", "srt", "vtt")

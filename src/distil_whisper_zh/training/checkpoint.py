@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,3 +60,30 @@ def load_checkpoint_state(folder: Path, optimizer, scheduler) -> TrainState:
 
 def is_complete_checkpoint(folder: Path) -> bool:
     return (folder / STATE_FILE).is_file() and (folder / OPTIMIZER_FILE).is_file()
+
+
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+)
+
+
+def publish_model_files(chosen: Path, out: Path) -> None:
+    """OUT itself becomes the chosen checkpoint's model dir: every file is copied beside its final name and
+    flushed first, then all are renamed into place (OUT also holds checkpoints/ and logs, so it cannot be swapped
+    whole). A stop in between leaves a mix for a moment; rerunning the command publishes the same files again."""
+    staged = []
+    for name in MODEL_FILES:
+        if (chosen / name).is_file():
+            temporary = out / f".{name}.publishing"
+            shutil.copy2(chosen / name, temporary)
+            with temporary.open("rb") as handle:
+                os.fsync(handle.fileno())
+            staged.append((temporary, out / name))
+    for temporary, final in staged:
+        temporary.replace(final)

@@ -13,32 +13,25 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 import time
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 from transformers import get_scheduler
-from transformers.models.whisper import modeling_whisper as hf_whisper
 
 from ..audio import SAMPLE_RATE
 from ..audio_context import AudioContext, cut_features, record
-from ..data import SpeechDataset, Utterance, load_dataset_spec
-from ..decoding import WINDOW_FRAMES, WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
+from ..data import Utterance
+from ..decoding import WINDOW_FRAMES
 from ..errors import DwzError
 from ..files import recover_interrupted, write_atomically
-from ..fingerprint import clips_fingerprint
-from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
 from ..models.encoder import encode
-from ..pseudo_label import LABELS_FILE, load_labels
 from ..runtime import configure_threads, native_bf16, resolve_mixed_precision, wants_cpu
-from ..skipped import SKIPPED_FILE, ScreenRules, SkipLog, screen
+from ..skipped import SKIPPED_FILE, SkipLog
 from .audio_augment import BABBLE_TALKERS, AudioAugmentation, augment_audio
 from .augment import FRAMES_PER_SECOND, clip_view, spec_augment, view_seed
 from .batches import DecoderBatch, collate_labels, label_token_ids
@@ -47,31 +40,21 @@ from .checkpoint import (
     TrainState,
     is_complete_checkpoint,
     load_checkpoint_state,
+    publish_model_files,
     save_checkpoint,
     write_model_files,
 )
+from .data import Example, dev_cer, load_eval_data, load_training_data, training_data_fingerprint
+from .identity import RUN_FILE, field_defaults, same_run
+from .layers import freeze_encoder_layers, set_dropout
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
+from .precision import make_accelerator, without_autocast
+from .sampling import epoch_size, example_weights, global_batches, read_numbers
 
 MAX_GRAD_NORM = 1.0  # gradients are clipped to this global L2 norm before every optimizer step
-RUN_FILE = "run.json"  # in a checkpoint: the options of the run that wrote it
 # Options that do not change what a run computes: a rerun that differs only in these continues the checkpoint.
 RUN_IDENTITY_IGNORES = ("resume", "stop_after_steps", "save_every", "log_every", "threads", "strict")
-MODEL_FILES = (
-    "config.json",
-    "generation_config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "preprocessor_config.json",
-    "processor_config.json",
-)
-
-
-@dataclass
-class Example:
-    utterance: Utterance
-    label_ids: list[int]
 
 
 @dataclass
@@ -90,242 +73,6 @@ class TrainSummary:
     best_cer: float | None
     seconds_per_step: float
     out: str
-
-
-# Training clips are decoded every epoch (unless cached) and batches are a function of the clip list: so every clip
-# is decoded once up front, and one that fails is left out before the first step, never in the middle of a run.
-TRAINING_SCREEN = ScreenRules(max_seconds=WINDOW_SECONDS, need_reference=True, nonempty_reference=True, decode=True)
-
-
-def load_training_data(specs: list[str], log: SkipLog | None = None) -> list[Utterance]:
-    """Pseudo-label folders give the teacher's labels; any other spec gives its references. Unusable clips (bad
-    audio, empty label, longer than one 30-s window: Whisper would see it cut while its label is not) go to `log`."""
-    if not specs:
-        raise DwzError("give at least one --data to train on")
-    log = log if log is not None else SkipLog()
-    utterances: list[Utterance] = []
-    for spec in specs:
-        dataset: SpeechDataset = load_labels(spec) if (Path(spec) / LABELS_FILE).is_file() else load_dataset_spec(spec)
-        log.extend(dataset.skipped)
-        for utterance in dataset.utterances:
-            utterance.fields.setdefault("dataset", dataset.name)  # for --dataset-weight
-        utterances += screen(dataset.utterances, TRAINING_SCREEN, log, dataset.name)
-    seen: set[str] = set()
-    duplicates = [u.id for u in utterances if u.id in seen or seen.add(u.id)]
-    if duplicates:
-        raise DwzError(
-            f"training clips must have unique ids; {len(duplicates)} repeat, e.g. {duplicates[0]!r} "
-            "(give them an `id` field, or do not pass the same data twice)"
-        )
-    log.check_strict()
-    if not utterances:
-        raise log.nothing_usable("training data")
-    return utterances
-
-
-def load_eval_data(specs: list[str], limit: int, log: SkipLog) -> list[Utterance]:
-    """The first `limit` usable dev clips of `specs` (screened like training clips, but long ones are kept)."""
-    rules = ScreenRules(need_reference=True, nonempty_reference=True, decode=True)
-    utterances: list[Utterance] = []
-    for spec in specs:
-        dataset = load_dataset_spec(spec)
-        log.extend(dataset.skipped)
-        remaining = dataset.utterances
-        while remaining and len(utterances) < limit:  # screen a slice at a time: bad clips do not shrink the set
-            wanted = limit - len(utterances)
-            utterances += screen(remaining[:wanted], rules, log, dataset.name)
-            remaining = remaining[wanted:]
-    log.check_strict()
-    return utterances
-
-
-def training_data_fingerprint(utterances: list[Utterance]) -> str:
-    """A hash of the training clips in order: ids, audio files (path, size, modification time) and labels."""
-    return clips_fingerprint(utterances)
-
-
-def make_accelerator(cpu: bool, precision: str) -> Accelerator:
-    """An `Accelerator` with `precision`. accelerate keeps one state per process and refuses another precision
-    later; a run after one with another precision in the same process (a recipe's stages) resets that part of it,
-    keeping the process group."""
-    shared = AcceleratorState._shared_state
-    if shared and shared.get("_mixed_precision") != precision:
-        AcceleratorState._reset_state()
-    return Accelerator(cpu=cpu, mixed_precision=precision)
-
-
-@contextlib.contextmanager
-def without_autocast(model):
-    """The model's own forward for a while: `prepare` wraps it in the run's autocast, but dev CER decodes in the
-    model's dtype, as `dwz evaluate` will (accelerate keeps the original as `_original_forward`)."""
-    wrapped, original = model.__dict__.get("forward"), model.__dict__.get("_original_forward")
-    if original is None:
-        yield
-        return
-    model.forward = original
-    try:
-        yield
-    finally:
-        model.forward = wrapped
-
-
-def publish_model_files(chosen: Path, out: Path) -> None:
-    """OUT itself becomes the chosen checkpoint's model dir: every file is copied beside its final name and
-    flushed first, then all are renamed into place (OUT also holds checkpoints/ and logs, so it cannot be swapped
-    whole). A stop in between leaves a mix for a moment; rerunning the command publishes the same files again."""
-    staged = []
-    for name in MODEL_FILES:
-        if (chosen / name).is_file():
-            temporary = out / f".{name}.publishing"
-            shutil.copy2(chosen / name, temporary)
-            with temporary.open("rb") as handle:
-                os.fsync(handle.fileno())
-            staged.append((temporary, out / name))
-    for temporary, final in staged:
-        temporary.replace(final)
-
-
-def field_defaults(cls) -> dict:
-    """The default of each field of dataclass `cls` that has one, as plain JSON values (nested dataclasses as dicts)."""
-    values = {}
-    for f in fields(cls):
-        if f.default is not MISSING:
-            values[f.name] = f.default
-        elif f.default_factory is not MISSING:
-            values[f.name] = f.default_factory()
-    return json.loads(json.dumps({k: asdict(v) if is_dataclass(v) else v for k, v in values.items()}, default=str))
-
-
-def same_run(saved: dict, current: dict, defaults: dict) -> bool:
-    """Whether a checkpoint's run identity `saved` is `current`. An option the saved run predates (missing there)
-    counts as its default, so a toolkit update that adds options does not restart a killed run; any other
-    difference, or an option the saved run had and this one lacks, is another run."""
-    if set(saved) - set(current):
-        return False
-    for key, value in current.items():
-        default = defaults.get(key, MISSING)
-        if key not in saved:
-            if default != value:
-                return False
-        elif isinstance(value, dict) and isinstance(saved[key], dict):
-            if not same_run(saved[key], value, default if isinstance(default, dict) else {}):
-                return False
-        elif saved[key] != value:
-            return False
-    return True
-
-
-def epoch_size(weights: list[float] | None, num_examples: int) -> int:
-    """Clips drawn per epoch: each clip as often as its dataset's weight says (once when unweighted)."""
-    return num_examples if weights is None else math.floor(sum(weights))
-
-
-def epoch_order(num_examples: int, epoch: int, seed: int, weights: list[float] | None = None) -> list[int]:
-    """This epoch's clip indices, shuffled. A clip of weight w appears floor(w) times, plus once more with
-    probability w - floor(w) (drawn from the same seeded stream, so the order is a pure function of its inputs)."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    if weights is None:
-        return torch.randperm(num_examples, generator=generator).tolist()
-    w = torch.tensor(weights, dtype=torch.float64)
-    repeats = w.floor().long()
-    repeats += (torch.rand(len(weights), generator=generator, dtype=torch.float64) < w - repeats).long()
-    pool = torch.repeat_interleave(torch.arange(len(weights)), repeats)
-    return pool[torch.randperm(len(pool), generator=generator)].tolist()
-
-
-def global_batches(
-    num_examples: int, global_batch: int, epoch: int, seed: int, weights: list[float] | None = None
-) -> list[list[int]]:
-    """This epoch's batches of example indices, `epoch_size // global_batch` of them, all full (a last, smaller
-    batch is dropped; a weighted epoch that drew fewer clips than its expected size wraps around)."""
-    order = epoch_order(num_examples, epoch, seed, weights)
-    count = max(1, epoch_size(weights, num_examples) // global_batch)
-    needed = count * global_batch
-    order = (order * math.ceil(needed / max(1, len(order))))[:needed] if len(order) < needed else order
-    return [order[i * global_batch : (i + 1) * global_batch] for i in range(count)]
-
-
-def read_numbers(batches: list[list[int]], epoch: int, weights: list[float] | None = None) -> list[list[int]]:
-    """For each slot of an epoch's batches, the how-manieth training read of its clip it is. A clip of weight w
-    is drawn up to ceil(w) times an epoch, so its reads in epoch e are numbered ceil(w) * e, ceil(w) * e + 1, ...
-    in draw order; an unweighted clip's read number is the epoch."""
-    seen: dict[int, int] = {}
-    numbers = []
-    for batch in batches:
-        row = []
-        for index in batch:
-            stride = 1 if weights is None else max(1, math.ceil(weights[index]))
-            row.append(epoch * stride + seen.get(index, 0))
-            seen[index] = seen.get(index, 0) + 1
-        numbers.append(row)
-    return numbers
-
-
-def example_weights(utterances: list[Utterance], dataset_weights: dict[str, float]) -> list[float] | None:
-    """Per-clip sampling weights from `--dataset-weight NAME=W` (None when no weights are given).
-
-    A clip's dataset is the `dataset` field of its pseudo-label row, or the name of the dataset spec it came from.
-    """
-    if not dataset_weights:
-        return None
-    names = [u.fields.get("dataset", "") for u in utterances]
-    unknown = sorted(set(dataset_weights) - set(names))
-    if unknown:
-        known = ", ".join(sorted(set(names)))
-        raise DwzError(f"--dataset-weight {unknown[0]}=...: no training clips from that dataset (datasets: {known})")
-    return [dataset_weights.get(name, 1.0) for name in names]
-
-
-def dev_cer(model, processor, utterances: list[Utterance], batch_size: int, fallback: bool = True) -> float:
-    """Greedy CER of `model` on `utterances`, by default with the temperature fallback `dwz evaluate` uses: a few
-    looping outputs of a young student would otherwise decide which checkpoint is kept."""
-    was_training = model.training
-    model.eval()
-    with torch.random.fork_rng():  # decoding seeds torch; training's random stream must not notice
-        cer = _decode_cer(model, processor, utterances, batch_size, fallback)
-    model.train(was_training)
-    return cer
-
-
-def _decode_cer(model, processor, utterances: list[Utterance], batch_size: int, fallback: bool) -> float:
-    decoder = WhisperDecoder(
-        LoadedWhisper("model", "", model, processor), DecodingOptions(temperature_fallback=fallback)
-    )
-    total = EditCounts()
-    for item in transcribe_utterances(decoder, utterances, batch_size):
-        total = total + utterance_counts(item.utterance.text or "", item.transcript.text)
-    return total.cer
-
-
-WHISPER_STACKS = (
-    hf_whisper.WhisperEncoder,
-    hf_whisper.WhisperEncoderLayer,
-    hf_whisper.WhisperDecoder,
-    hf_whisper.WhisperDecoderLayer,
-)
-
-
-def set_dropout(model, probability: float) -> None:
-    """Residual and embedding dropout of every Whisper layer (attention dropout is left as configured); the
-    saved config records it. Frozen parts run in eval mode, so only trained layers drop anything."""
-    model.config.dropout = probability
-    for module in model.modules():
-        if isinstance(module, WHISPER_STACKS):
-            module.dropout = probability
-
-
-def freeze_encoder_layers(encoder, frozen: bool, top_layers: int | None) -> None:
-    """Freeze the whole encoder, or all but its top `top_layers` layers and final layer norm (None: train all).
-    Frozen parts run in eval mode (no dropout: their states must be reproducible). Position tables stay frozen."""
-    if top_layers is not None and top_layers > len(encoder.layers):
-        raise DwzError(f"--train-encoder-layers {top_layers}: the encoder has only {len(encoder.layers)} layers")
-    trained = [] if frozen else [encoder] if top_layers is None else [*encoder.layers[-top_layers:], encoder.layer_norm]
-    encoder.requires_grad_(False)
-    encoder.eval()
-    for module in trained:
-        module.requires_grad_(True)
-        module.train()
-    encoder.embed_positions.requires_grad_(False)
 
 
 class Trainer:

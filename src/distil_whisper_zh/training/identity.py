@@ -1,0 +1,39 @@
+"""What a training run is: the options that decide what it computes, saved with each checkpoint, so a rerun of
+the same command continues it and a run with other options starts afresh."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, asdict, fields, is_dataclass
+
+RUN_FILE = "run.json"  # in a checkpoint: the options of the run that wrote it
+
+
+def field_defaults(cls) -> dict:
+    """The default of each field of dataclass `cls` that has one, as plain JSON values (nested dataclasses as dicts)."""
+    values = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            values[f.name] = f.default_factory()
+    return json.loads(json.dumps({k: asdict(v) if is_dataclass(v) else v for k, v in values.items()}, default=str))
+
+
+def same_run(saved: dict, current: dict, defaults: dict) -> bool:
+    """Whether a checkpoint's run identity `saved` is `current`. An option the saved run predates (missing there)
+    counts as its default, so a toolkit update that adds options does not restart a killed run; any other
+    difference, or an option the saved run had and this one lacks, is another run."""
+    if set(saved) - set(current):
+        return False
+    for key, value in current.items():
+        default = defaults.get(key, MISSING)
+        if key not in saved:
+            if default != value:
+                return False
+        elif isinstance(value, dict) and isinstance(saved[key], dict):
+            if not same_run(saved[key], value, default if isinstance(default, dict) else {}):
+                return False
+        elif saved[key] != value:
+            return False
+    return True
