@@ -29,6 +29,7 @@ from distil_whisper_zh.evaluate import EvaluateOptions, run_evaluation
 from distil_whisper_zh.export import ExportOptions, export_ctranslate2
 from distil_whisper_zh.models import resolve_model
 from distil_whisper_zh.models.loading import load_config
+from distil_whisper_zh.runtime import RuntimeOptions
 
 RESULTS_DIR = Path(__file__).parent / "results"
 MARKDOWN = Path(__file__).parent.parent / "BENCHMARKS.md"
@@ -48,8 +49,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[dict]:
     rows = []
     for batch in args.batch_sizes:
         options = EvaluateOptions(
-            models=models, data=[args.data], report=str(work / f"batch{batch}"), batch_size=batch, limit=args.clips,
-            threads=args.threads,
+            model=models, data=[args.data], report=str(work / f"batch{batch}"), limit=args.clips,
+            runtime=RuntimeOptions(batch_size=batch, threads=args.threads),
         )  # fmt: skip
         for result, role in zip(run_evaluation(options), labels, strict=True):
             row = {k: getattr(result, k) for k in ("model", "backend", "cer", "cer_numerals", "utterances")}

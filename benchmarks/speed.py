@@ -55,7 +55,7 @@ PROMPT = [50258, 50260, 50359, 50363]  # <|startoftranscript|><|zh|><|transcribe
 EOS = 50257
 WHISPER_SMALL = dict(d_model=768, heads=12, ffn=3072, encoder_layers=12, teacher_layers=12, student_layers=2)
 TINY = dict(d_model=64, heads=4, ffn=128, encoder_layers=2, teacher_layers=2, student_layers=1)
-GREEDY = DecodingOptions(temperature_fallback=False)
+GREEDY = DecodingOptions(fallback=False)
 
 
 def best_time(run: Callable[[], object], repeats: int, device: torch.device) -> float:

@@ -13,6 +13,7 @@ from accelerate import PartialState
 from distil_whisper_zh.decoding import DecodingOptions
 from distil_whisper_zh.distill import Distiller, DistillOptions
 from distil_whisper_zh.pseudo_label import PseudoLabelOptions, run_pseudo_label
+from distil_whisper_zh.runtime import RuntimeOptions
 from distil_whisper_zh.training.options import TrainingOptions
 
 
@@ -24,9 +25,8 @@ def main(teacher: str, student: str, manifest: str, out: str) -> None:
             teacher=teacher,
             data=[manifest],
             out=str(out_dir / "labels"),
-            batch_size=2,
-            device="cpu",
-            decoding=DecodingOptions(temperature_fallback=False),
+            runtime=RuntimeOptions(batch_size=2, device="cpu"),
+            decoding=DecodingOptions(fallback=False),
         )
     )
     distiller = Distiller(

@@ -51,7 +51,7 @@ def test_a_context_that_makes_no_sense_is_refused(kwargs, message):
             audio_context=kwargs["mode"],
             context_margin=kwargs.get("margin", 64),
             context_multiple=kwargs.get("multiple", 32),
-            freeze_encoder=False,
+            train_encoder=True,
         )
 
 
@@ -102,7 +102,7 @@ def _greedy(model, cap: int, **inputs) -> list[int]:
 
 def test_transformers_decoding_reads_only_the_clip_and_margin(dynamic_model_dir, real_clips):
     audio = load_audio(real_clips[0]["path"])
-    decoder = WhisperDecoder(load_whisper(str(dynamic_model_dir)), DecodingOptions(temperature_fallback=False))
+    decoder = WhisperDecoder(load_whisper(str(dynamic_model_dir)), DecodingOptions(fallback=False))
     prepared = decoder.prepare([audio])
     assert prepared.frames == 2 * DYNAMIC.positions(len(audio)) < WINDOW_FRAMES
     model = decoder.loaded.model
@@ -130,7 +130,7 @@ def test_the_export_carries_the_context_and_ctranslate2_reads_it(dynamic_model_d
     result = export_ctranslate2(ExportOptions(model=str(dynamic_model_dir), out=str(out), quantization="float32"))
     assert result.context == DYNAMIC
     assert json.loads((out / "config.json").read_text())[CONFIG_KEY] == DYNAMIC.to_json()
-    decoder = make_decoder(str(out), DecodingOptions(temperature_fallback=False), BackendOptions("ctranslate2"))
+    decoder = make_decoder(str(out), DecodingOptions(fallback=False), BackendOptions("ctranslate2"))
     assert decoder.context == DYNAMIC
     audios = [load_audio(clip["path"]) for clip in real_clips[:2]]
     prepared = decoder.prepare(audios)
@@ -172,7 +172,7 @@ def test_distillation_with_a_dynamic_context_trains_the_top_encoder_layers(
         weights=LossWeights(ce_weight=0.0, kl_weight=0.0, encoder_weight=1.0),  # the encoder objective alone
         max_steps=5,
         audio_context="dynamic",
-        freeze_encoder=False,
+        train_encoder=True,
         train_encoder_layers=1,
         cache_encoder_states=True,  # the teacher's full-window states: the targets
     )
@@ -211,9 +211,7 @@ def test_cli_refuses_a_bad_margin_before_loading_anything(capsys):
 
 def test_timestamped_decoding_of_a_short_clip_reads_the_dynamic_context(dynamic_model_dir, real_clips):
     audio = load_audio(real_clips[0]["path"])
-    decoder = WhisperDecoder(
-        load_whisper(str(dynamic_model_dir)), DecodingOptions(temperature_fallback=False), timestamps=True
-    )
+    decoder = WhisperDecoder(load_whisper(str(dynamic_model_dir)), DecodingOptions(fallback=False), timestamps=True)
     prepared = decoder.prepare([audio])
     model = decoder.loaded.model
     states = encode(model.model.encoder, cut_features(prepared.features["input_features"], prepared.frames))

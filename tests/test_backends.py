@@ -14,7 +14,7 @@ from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.models.params import count_model_parameters
 
 pytest.importorskip("faster_whisper")
-GREEDY = DecodingOptions(temperature_fallback=False)
+GREEDY = DecodingOptions(fallback=False)
 
 
 def test_backend_follows_the_model_argument(tiny_model_dir, tiny_ct2_dir):

@@ -1,13 +1,22 @@
 """The `dwz` commands end to end on the tiny model and real clips; bad arguments give one-line errors."""
 
+import ast
+import dataclasses
+import inspect
+import itertools
 import json
+import re
 import subprocess
 import sys
+import textwrap
+import typing
+from dataclasses import MISSING
 
 import pytest
 
-from distil_whisper_zh.cli import main
+from distil_whisper_zh.cli import COMMANDS, main
 from distil_whisper_zh.metrics import corpus_cer
+from distil_whisper_zh.options import cli_flags, from_mapping, option_fields, parse_args
 
 
 def test_count_params_text_and_json(tiny_model_dir, capsys):
@@ -169,6 +178,88 @@ def test_options_are_checked_before_the_model_is_loaded(tmp_path, capsys):
 def test_help_shows_every_default(command, shown, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
-    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    text = " ".join(re.sub("[│╭╮╰╯─]", " ", capsys.readouterr().out).split())  # help is boxed and wrapped
     for part in shown:
         assert part in text, part
+
+
+REQUIRED = {  # each command's required options, as arguments and as a recipe stage would give them
+    "import-teacher": (["src", "--out", "o"], {"source": "src", "out": "o"}),
+    "transcribe": (["--model", "m", "a.wav"], {"model": "m", "inputs": ["a.wav"]}),
+    "evaluate": (["--model", "m", "--data", "d"], {"model": ["m"], "data": ["d"]}),
+    "pseudo-label": (["--teacher", "t", "--data", "d", "--out", "o"], {"teacher": "t", "data": ["d"], "out": "o"}),
+    "create-student": (["--teacher", "t", "--out", "o"], {"teacher": "t", "out": "o"}),
+    "distill": (
+        ["--student", "s", "--teacher", "t", "--data", "d", "--out", "o"],
+        {"student": "s", "teacher": "t", "data": ["d"], "out": "o"},
+    ),
+    "finetune": (["--model", "m", "--data", "d", "--out", "o"], {"model": "m", "data": ["d"], "out": "o"}),
+    "run": (["r.yaml"], {"recipe": "r.yaml"}),
+    "demo": ([], {}),
+    "export": (["--model", "m", "--out", "o"], {"model": "m", "out": "o"}),
+    "split": (["d", "--out", "o"], {"data": "d", "out": "o"}),
+    "sentences": (["f.txt", "--out", "o"], {"files": ["f.txt"], "out": "o"}),
+    "count-params": (["m"], {"models": ["m"]}),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_option_has_its_fields_default_and_help(command):
+    """The command line is generated from the options dataclass: what an option left out becomes is the field's
+    default (nested groups included, finetune's own learning rate too), and every option has a help text."""
+    options_class = COMMANDS[command].options_class()
+    argv, mapping = REQUIRED[command]
+    parsed = parse_args(options_class, argv, prog=f"dwz {command}", description="")
+    assert parsed == from_mapping(options_class, mapping, "test")
+    for name, option in option_fields(options_class).items():
+        value = parsed
+        for part in option.path:
+            value = getattr(value, part)
+        if option.name not in mapping:  # left out: the declared default
+            assert value == declared_default(options_class, option.path), name
+    undocumented = [name for name in option_fields(options_class) if name not in field_help(options_class)]
+    assert not undocumented, f"dwz {command}: options without a help text: {undocumented}"
+
+
+def declared_default(options_class, path):
+    """The default written in the dataclass for the option at `path`: a nested group's comes from the instance its
+    command makes (transcribe's batch size 8, finetune's learning rate)."""
+    group, owner = None, options_class
+    for part in path:
+        field = {f.name: f for f in dataclasses.fields(owner)}[part]
+        if group is not None:
+            value = getattr(group, part)
+        elif field.default_factory is not MISSING:
+            value = field.default_factory()
+        else:
+            value = field.default
+        if dataclasses.is_dataclass(value):
+            group, owner = value, type(value)
+        else:
+            return value
+    raise AssertionError(path)
+
+
+def field_help(options_class) -> dict[str, str]:
+    """The docstring under each field of `options_class` and of its nested groups."""
+    found = {}
+    for owner in {option_class_of(options_class, option.path) for option in option_fields(options_class).values()}:
+        body = ast.parse(textwrap.dedent(inspect.getsource(owner))).body[0].body
+        for field, doc in itertools.pairwise(body):
+            if isinstance(field, ast.AnnAssign) and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
+                found[field.target.id] = doc.value.value
+    return found
+
+
+def option_class_of(options_class, path):
+    owner = options_class
+    for part in path[:-1]:
+        owner = typing.get_type_hints(owner)[part]
+    return owner
+
+
+def test_every_command_line_switch_is_a_field(capsys):
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    shown = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", capsys.readouterr().out)) - {"--help"}
+    assert shown == cli_flags(COMMANDS["distill"].options_class())

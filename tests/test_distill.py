@@ -5,11 +5,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from distil_whisper_zh.cli import build_parser, distill_options, main
+from distil_whisper_zh.cli import main
 from distil_whisper_zh.data import Utterance
 from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.models import load_whisper
+from distil_whisper_zh.options import parse_args
 from distil_whisper_zh.runtime import native_bf16, resolve_mixed_precision
 from distil_whisper_zh.student import CreateStudentOptions, create_student
 from distil_whisper_zh.training.augment import clip_view
@@ -33,9 +34,8 @@ def _options(student, teacher, manifest, out, eval_data=(), weights=None, **kwar
         teacher=str(teacher),
         data=[str(manifest)],
         out=str(out),
-        eval_data=list(eval_data),
         weights=weights or LossWeights(),
-        training=TrainingOptions(**{**defaults, **kwargs}),
+        training=TrainingOptions(**{**defaults, "eval_data": list(eval_data), **kwargs}),
     )
 
 
@@ -179,7 +179,7 @@ def test_mixed_precision_is_resolved_for_the_device():
     if not NATIVE_BF16:
         with pytest.raises(DwzError, match="no native bfloat16"):
             resolve_mixed_precision("bf16", cpu)
-    with pytest.raises(DwzError, match="--mixed-precision must be one of auto, no, fp16, bf16, got 'fp8'"):
+    with pytest.raises(DwzError, match="--mixed-precision 'fp8': choose one of auto, no, fp16, bf16"):
         TrainingOptions(mixed_precision="fp8")
 
 
@@ -213,7 +213,7 @@ def test_bad_options_are_refused_early(student_dir, tiny_model_dir, small_manife
     with pytest.raises(DwzError, match=r"--label-smoothing must be in \[0, 1\), got 1.0"):
         _options(student_dir, tiny_model_dir, small_manifest, tmp_path, weights=LossWeights(label_smoothing=1.0))
     with pytest.raises(DwzError, match="needs a frozen encoder"):
-        _options(student_dir, tiny_model_dir, small_manifest, tmp_path, cache_encoder_states=True, freeze_encoder=False)
+        _options(student_dir, tiny_model_dir, small_manifest, tmp_path, cache_encoder_states=True, train_encoder=True)
     with pytest.raises(DwzError, match="more decoder layers"):
         run_distillation(_options(tiny_model_dir, student_dir, small_manifest, tmp_path / "x"))
 
@@ -316,22 +316,28 @@ def test_example_weights_name_the_datasets():
         TrainingOptions(dataset_weights={"train": 0.0})
 
 
-def test_dataset_weight_flag_needs_name_and_number(capsys):
+def test_dataset_weights_flag_needs_names_and_numbers(capsys):
+    argv = ["--student", "s", "--teacher", "t", "--data", "d", "--out", "o"]
+    assert parse_args(DistillOptions, [*argv, "--dataset-weights", "train", "3", "tts", "0.5"], "dwz distill", "")\
+        .training.dataset_weights == {"train": 3.0, "tts": 0.5}  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
-        main(["distill", "--student", "s", "--teacher", "t", "--data", "d", "--out", "o", "--dataset-weight", "3"])
+        main(["distill", *argv, "--dataset-weights", "3"])
     assert exit_info.value.code == 2
-    assert "expected NAME=WEIGHT (e.g. train=3), got '3'" in capsys.readouterr().err
+    assert "--dataset-weights" in capsys.readouterr().err
 
 
 def test_distill_flags_reach_the_options():
-    argv = ["distill", "--student", "s", "--teacher", "t", "--data", "d", "--out", "o", "--cache-encoder-states"]
-    argv += ["--dropout", "0.1", "--augment-views", "2", "--eval-no-fallback", "--label-smoothing", "0.05"]
-    options = distill_options(build_parser().parse_args([*argv, "--temperature", "3", "--teacher-top-k", "16"]))
+    argv = ["--student", "s", "--teacher", "t", "--data", "d", "--out", "o", "--cache-encoder-states"]
+    argv += ["--dropout", "0.1", "--augment-views", "2", "--no-eval-fallback", "--label-smoothing", "0.05"]
+    argv += ["--eval-data", "e1", "--eval-data", "e2", "--data", "d2"]
+    options = parse_args(DistillOptions, [*argv, "--temperature", "3", "--teacher-top-k", "16"], "dwz distill", "")
     assert (options.training.dropout, options.training.augment_views, options.training.eval_fallback) == (0.1, 2, False)
     assert (options.weights.label_smoothing, options.weights.temperature, options.teacher_top_k) == (0.05, 3.0, 16)
-    training = distill_options(build_parser().parse_args(argv[:9])).training
-    assert (training.dropout, training.augment_views, training.eval_fallback) == (None, 0, True)
-    assert distill_options(build_parser().parse_args(argv[:9])).weights == LossWeights()
+    assert (options.data, options.training.eval_data) == (["d", "d2"], ["e1", "e2"])
+    plain = parse_args(DistillOptions, argv[:8], "dwz distill", "")
+    assert plain == DistillOptions(student="s", teacher="t", data=["d"], out="o")
+    with pytest.raises(DwzError, match="--audio-augment makes the cached views"):
+        parse_args(DistillOptions, [*argv[:8], "--audio-augment", "speed", "noise"], "dwz distill", "")
 
 
 def test_a_rerun_on_relabelled_data_starts_afresh(student_dir, tiny_model_dir, small_manifest, tmp_path, capsys):

@@ -70,7 +70,7 @@ def test_adalora_resume_equals_an_uninterrupted_run(tiny_model_dir, small_manife
 
 
 def test_bad_finetune_options(tiny_model_dir, small_manifest, tmp_path):
-    with pytest.raises(DwzError, match="--method must be one of adalora, full"):
+    with pytest.raises(DwzError, match="--method 'lora': choose one of adalora, full"):
         _options(tiny_model_dir, small_manifest, tmp_path, method="lora")
     with pytest.raises(DwzError, match="--target-r must be"):
         FinetuneOptions(model="m", data=["d"], out="o", adalora=AdaLoraOptions(init_r=4, target_r=8))

@@ -10,6 +10,7 @@ import pytest
 
 from distil_whisper_zh.decoding import DecodingOptions
 from distil_whisper_zh.pseudo_label import PseudoLabelOptions, run_pseudo_label
+from distil_whisper_zh.runtime import RuntimeOptions
 from distil_whisper_zh.student import CreateStudentOptions, create_student
 
 pytestmark = pytest.mark.slow
@@ -43,8 +44,8 @@ def test_two_processes_shard_labels_and_keep_weights_identical(tiny_model_dir, s
             teacher=str(tiny_model_dir),
             data=[str(small_manifest)],
             out=str(single),
-            batch_size=2,
-            decoding=DecodingOptions(temperature_fallback=False),
+            runtime=RuntimeOptions(batch_size=2),
+            decoding=DecodingOptions(fallback=False),
         )
     )
     sharded = (out / "labels" / "labels.jsonl").read_text("utf-8").splitlines()

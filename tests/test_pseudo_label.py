@@ -6,13 +6,19 @@ from distil_whisper_zh.cli import main
 from distil_whisper_zh.decoding import DecodingOptions
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.pseudo_label import PseudoLabelOptions, load_labels, run_pseudo_label
+from distil_whisper_zh.runtime import RuntimeOptions
 
-FAST = DecodingOptions(temperature_fallback=False)
+FAST = DecodingOptions(fallback=False)
 
 
 def _options(teacher, manifest, out, **kwargs):
     return PseudoLabelOptions(
-        teacher=str(teacher), data=[str(manifest)], out=str(out), batch_size=2, decoding=FAST, **kwargs
+        teacher=str(teacher),
+        data=[str(manifest)],
+        out=str(out),
+        runtime=RuntimeOptions(batch_size=2),
+        decoding=FAST,
+        **kwargs,
     )
 
 

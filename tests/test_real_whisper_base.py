@@ -46,7 +46,7 @@ def test_count_params_whisper_base(capsys):
 def test_import_matches_ctranslate2_itself(teacher, joined_ct2_dir, real_clips):
     ctranslate2 = pytest.importorskip("ctranslate2")
     reference = ctranslate2.models.Whisper(str(joined_ct2_dir), device="cpu", compute_type="float32")
-    decoder = WhisperDecoder(teacher, DecodingOptions(temperature_fallback=False, simplified=False))
+    decoder = WhisperDecoder(teacher, DecodingOptions(fallback=False, keep_script=True))
     audios = [load_clip(c) for c in real_clips[:3]]
     features = decoder.features(audios)["input_features"]
     ct2_features = ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy()))

@@ -4,54 +4,61 @@ import pytest
 import yaml
 
 from distil_whisper_zh import demo
-from distil_whisper_zh.cli import build_parser, main
+from distil_whisper_zh.cli import main, options_classes, run_in_process
 from distil_whisper_zh.errors import DwzError
-from distil_whisper_zh.recipe import Stage, load_recipe, stage_argv
+from distil_whisper_zh.finetune import FinetuneOptions
+from distil_whisper_zh.recipe import Recipe, Stage, load_recipe, plan_stage, run_recipe
+from distil_whisper_zh.training.options import TrainingOptions
 
 
-def test_stage_options_become_the_commands_arguments(tmp_path):
+@pytest.fixture(scope="module")
+def commands():
+    return options_classes()
+
+
+def test_stage_options_become_the_commands_options(tmp_path, commands):
     stage = Stage(
         "s",
         "distill",
         {
             "student": "{out}/init",
+            "out": "o",
             "teacher": "t",
             "data": ["a", "b"],
             "cache-encoder-states": True,
             "train-encoder": False,
-            "max-steps": 5,
+            "max_steps": "5",  # underscores and a number as text, as a filled-in template writes it
+            "ce-weight": 0,
         },
     )
-    argv = stage_argv(stage, tmp_path, build_parser())
-    assert argv == [
-        "distill",
-        "--student",
-        f"{tmp_path}/init",
-        "--teacher",
-        "t",
-        "--data",
-        "a",
-        "--data",
-        "b",
-        "--cache-encoder-states",
-        "--max-steps",
-        "5",
-    ]
+    options = plan_stage(stage, tmp_path, commands).options
+    assert (options.student, options.data, options.weights.ce_weight) == (f"{tmp_path}/init", ["a", "b"], 0.0)
+    assert (options.training.cache_encoder_states, options.training.train_encoder) == (True, False)
+    assert options.training.max_steps == 5 and options.training.learning_rate == TrainingOptions().learning_rate
     multi = Stage("c", "create-student", {"teacher": "t", "out": "o", "decoder-layer-ids": [0, 5]})
-    assert stage_argv(multi, tmp_path, build_parser())[-3:] == ["--decoder-layer-ids", "0", "5"]
+    assert plan_stage(multi, tmp_path, commands).options.decoder_layer_ids == [0, 5]
+    finetune = Stage("f", "finetune", {"model": "m", "data": "d", "out": "o", "epochs": 2})
+    options = plan_stage(finetune, tmp_path, commands).options
+    assert (options.data, options.training.epochs) == (["d"], 2.0)
+    assert options.training.learning_rate == FinetuneOptions(model="m", data=["d"], out="o").training.learning_rate
 
 
 @pytest.mark.parametrize(
     ("stage", "message"),
     [
-        (Stage("x", "distil", {}), "unknown command 'distil'"),
-        (Stage("x", "distill", {"max-cer": 0.2}), "dwz distill has no option --max-cer"),
-        (Stage("x", "split", {"out": "o"}), "needs positional `args:`"),
+        (Stage("x", "distil", {}), "stage x: unknown command 'distil'"),
+        (Stage("x", "distill", {"max-cer": 0.2}), r"stage x \(dwz distill\): no option 'max-cer'"),
+        (Stage("x", "distill", {"learning-rat": 1e-4}), "no option 'learning-rat'; did you mean 'learning-rate'"),
+        (Stage("x", "split", {"out": "o"}), r"stage x \(dwz split\): needs data"),
+        (Stage("x", "split", {"data": "d", "out": "o", "dev-fraction": "a lot"}), "dev-fraction: expected float"),
+        (Stage("x", "evaluate", {"model": "m", "data": "d", "backend": "onnx"}), "backend is 'onnx': choose one of"),
+        (Stage("x", "transcribe", {"model": "m", "inputs": ["a"], "strict": "yes"}), "strict: expected true or false"),
+        (Stage("x", "split", {"data": "d", "out": "o", "dev-fraction": 2}), "--dev-fraction must be between 0 and 1"),
     ],
 )
-def test_bad_stages_are_refused(tmp_path, stage, message):
+def test_bad_stages_are_refused(tmp_path, commands, stage, message):
     with pytest.raises(DwzError, match=message):
-        stage_argv(stage, tmp_path, build_parser())
+        plan_stage(stage, tmp_path, commands)
 
 
 def test_recipe_file_errors(tmp_path):
@@ -76,7 +83,7 @@ def test_run_chains_stages_and_skips_finished_ones(tiny_model_dir, small_manifes
                 "teacher": str(tiny_model_dir),
                 "data": [str(small_manifest)],
                 "out": "{out}/labels",
-                "no-fallback": True,
+                "fallback": False,
             },
             {
                 "name": "init",
@@ -101,7 +108,7 @@ def test_run_chains_stages_and_skips_finished_ones(tiny_model_dir, small_manifes
                 "model": [str(tiny_model_dir), "{out}/student"],
                 "data": [str(small_manifest)],
                 "report": "{out}/report",
-                "no-fallback": True,
+                "fallback": False,
             },
         ],
     }
@@ -124,17 +131,20 @@ def test_demo_chain_on_the_embedded_corpus(tiny_ct2_dir, tmp_path, monkeypatch):
     recipe = demo.demo_recipe(options)
     for stage in recipe.stages:  # keep the tiny model's random output short and evaluation quick
         if stage.command in ("pseudo-label", "evaluate"):
-            stage.options["no-fallback"] = True
+            stage.options["fallback"] = False
         if stage.command in ("distill", "finetune"):
             stage.options["max-eval-utterances"] = 4
         if stage.command == "pseudo-label":
             stage.options["max-cer"] = 100.0
         if stage.command == "create-student":  # the tiny model has 2 decoder layers
             stage.options["decoder-layer-ids"] = [0, 1]
-    from distil_whisper_zh.cli import _run_dwz
-    from distil_whisper_zh.recipe import run_recipe
-
-    assert run_recipe(recipe, build_parser(), _run_dwz) == ["labels", "student-init", "distill", "finetune", "evaluate"]
+    assert run_recipe(recipe, options_classes(), run_in_process) == [
+        "labels",
+        "student-init",
+        "distill",
+        "finetune",
+        "evaluate",
+    ]
     demo.add_training_curves(tmp_path / "demo")
     report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text("utf-8"))
     assert len(report["results"]) == 3 and report["results"][0]["utterances"] == 40
@@ -153,95 +163,95 @@ def test_demo_uses_every_core_unless_told(tmp_path, monkeypatch):
     assert demo.demo_recipe(demo.DemoOptions(out=str(tmp_path / "c"), threads=1)).stages[0].options["threads"] == "1"
 
 
-def test_shipped_recipes_parse_into_valid_commands(tmp_path):
+def test_shipped_recipes_parse_into_valid_commands(tmp_path, commands):
     from pathlib import Path
 
     recipes = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
     assert recipes
-    for path in recipes:
+    for path in [*recipes, demo.demo_recipe(demo.DemoOptions(out=str(tmp_path / "demo"))).out / "recipe.yaml"]:
         recipe = load_recipe(path)
         for stage in recipe.stages:
-            assert stage_argv(stage, recipe.out, build_parser())[0] == stage.command
+            plan = plan_stage(stage, recipe.out, commands)
+            assert plan.command == stage.command and (stage.command == "shell") == isinstance(plan.options, str)
 
 
-def test_a_changed_stage_reruns_and_so_do_the_stages_after_it(tmp_path):
-    from distil_whisper_zh.recipe import Recipe, run_recipe
+class Calls(list):
+    """The (command, options) of every stage a recipe ran."""
 
-    calls = []
+    def __call__(self, command, options):
+        self.append((command, options))
+
+
+def test_a_changed_stage_reruns_and_so_do_the_stages_after_it(tmp_path, commands):
+    calls = Calls()
     first = Recipe(
         tmp_path,
         [
-            Stage("a", "split", {"args": ["x.jsonl"], "out": "o1"}),
-            Stage("b", "split", {"args": ["y.jsonl"], "out": "o2"}),
+            Stage("a", "split", {"data": "x.jsonl", "out": "o1"}),
+            Stage("b", "split", {"data": "y.jsonl", "out": "o2"}),
         ],
     )
-    assert run_recipe(first, build_parser(), calls.append) == ["a", "b"]
-    assert run_recipe(first, build_parser(), calls.append) == []
+    assert run_recipe(first, commands, calls) == ["a", "b"]
+    assert run_recipe(first, commands, calls) == []
     changed = Recipe(
         tmp_path,
         [
-            Stage("a", "split", {"args": ["x.jsonl"], "out": "o1", "dev-fraction": 0.3}),
-            Stage("b", "split", {"args": ["y.jsonl"], "out": "o2"}),
+            Stage("a", "split", {"data": "x.jsonl", "out": "o1", "dev-fraction": 0.3}),
+            Stage("b", "split", {"data": "y.jsonl", "out": "o2"}),
         ],
     )
-    assert run_recipe(changed, build_parser(), calls.append) == ["a", "b"]
-    assert len(calls) == 4
+    assert run_recipe(changed, commands, calls) == ["a", "b"]
+    assert len(calls) == 4 and calls[2][1].dev_fraction == 0.3
 
 
-def test_another_thread_count_does_not_rerun_finished_stages(tmp_path):
-    from distil_whisper_zh.recipe import Recipe, run_recipe
-
+def test_another_thread_count_does_not_rerun_finished_stages(tmp_path, commands):
     def labels(threads):
         options = {"teacher": "t", "data": ["d"], "out": "o", "threads": threads}
         return Recipe(tmp_path, [Stage("l", "pseudo-label", options)])
 
-    calls = []
-    assert run_recipe(labels(1), build_parser(), calls.append) == ["l"]
-    assert run_recipe(labels(2), build_parser(), calls.append) == []  # threads change speed, not what is computed
-    assert calls == [["pseudo-label", "--teacher", "t", "--data", "d", "--out", "o", "--threads", "1"]]
+    calls = Calls()
+    assert run_recipe(labels(1), commands, calls) == ["l"]
+    assert run_recipe(labels(2), commands, calls) == []  # threads change speed, not what is computed
+    assert [(command, options.runtime.threads) for command, options in calls] == [("pseudo-label", 1)]
+    assert run_recipe(Recipe(tmp_path, [Stage("l", "pseudo-label", {"teacher": "t", "data": "d", "out": "o2"})]),
+                      commands, calls) == ["l"]  # fmt: skip
 
 
-def test_training_stage_resumes_only_with_unchanged_arguments(tmp_path):
-    from distil_whisper_zh.recipe import Recipe, run_recipe
+def test_training_stage_resumes_only_with_unchanged_options(tmp_path, commands):
+    calls = Calls()
 
-    calls = []
-
-    def killed(argv):
-        calls.append(argv)
+    def killed(command, options):
+        calls(command, options)
         raise KeyboardInterrupt
 
     stage = Stage("d", "distill", {"student": "s", "teacher": "t", "data": ["l"], "out": "o"})
     with pytest.raises(KeyboardInterrupt):
-        run_recipe(Recipe(tmp_path, [stage]), build_parser(), killed)
-    assert "--resume" not in calls[-1]
-    run_recipe(Recipe(tmp_path, [stage]), build_parser(), calls.append)
-    assert calls[-1][-1] == "--resume"  # same arguments, not finished: continue
+        run_recipe(Recipe(tmp_path, [stage]), commands, killed)
+    assert not calls[-1][1].training.resume
+    run_recipe(Recipe(tmp_path, [stage]), commands, calls)
+    assert calls[-1][1].training.resume  # same options, not finished: continue
     stage.options["learning-rate"] = 1e-5
-    run_recipe(Recipe(tmp_path, [stage]), build_parser(), calls.append)
-    assert "--resume" not in calls[-1]  # new arguments: a fresh run
+    run_recipe(Recipe(tmp_path, [stage]), commands, calls)
+    assert not calls[-1][1].training.resume  # new options: a fresh run
 
 
-def test_shell_stage_runs_once_and_reports_failures(tmp_path):
-    from distil_whisper_zh.recipe import Recipe, run_recipe
-
+def test_shell_stage_runs_once_and_reports_failures(tmp_path, commands):
     stage = Stage("make", "shell", {"run": "echo made >> {out}/made.txt"})
     recipe = Recipe(tmp_path, [stage])
-    assert run_recipe(recipe, build_parser(), None) == ["make"]
-    assert run_recipe(recipe, build_parser(), None) == []  # succeeded before: skipped
+    assert run_recipe(recipe, commands, None) == ["make"]
+    assert run_recipe(recipe, commands, None) == []  # succeeded before: skipped
     assert (tmp_path / "made.txt").read_text() == "made\n"
     failing = Recipe(tmp_path, [Stage("bad", "shell", {"run": "exit 3"})])
     with pytest.raises(DwzError, match="stage bad: the shell command failed with exit code 3"):
-        run_recipe(failing, build_parser(), None)
+        run_recipe(failing, commands, None)
     with pytest.raises(DwzError, match="exactly one option, `run:`"):
-        run_recipe(Recipe(tmp_path, [Stage("x", "shell", {"run": "true", "out": "o"})]), build_parser(), None)
+        run_recipe(Recipe(tmp_path, [Stage("x", "shell", {"run": "true", "out": "o"})]), commands, None)
 
 
-def test_until_stops_after_the_named_stage(tmp_path):
-    from distil_whisper_zh.recipe import Recipe, run_recipe
-
-    calls = []
-    stages = [Stage(n, "split", {"args": [f"{n}.jsonl"], "out": n}) for n in ("a", "b", "c")]
-    assert run_recipe(Recipe(tmp_path, stages), build_parser(), calls.append, until="b") == ["a", "b"]
-    assert run_recipe(Recipe(tmp_path, stages), build_parser(), calls.append) == ["c"]
+def test_until_stops_after_the_named_stage(tmp_path, commands):
+    calls = Calls()
+    stages = [Stage(n, "split", {"data": f"{n}.jsonl", "out": n}) for n in ("a", "b", "c")]
+    assert run_recipe(Recipe(tmp_path, stages), commands, calls, until="b") == ["a", "b"]
+    assert run_recipe(Recipe(tmp_path, stages), commands, calls) == ["c"]
     with pytest.raises(DwzError, match="--until 'z': the recipe's stages are a, b, c"):
-        run_recipe(Recipe(tmp_path, stages), build_parser(), calls.append, until="z")
+        run_recipe(Recipe(tmp_path, stages), commands, calls, until="z")

@@ -555,7 +555,7 @@ def test_killed_recipe_run_resumes_its_distillation(tiny_model_dir, tokenizer, s
                 "data": str(six_clips),
                 "out": "{out}/labels",
                 "batch-size": 3,
-                "no-fallback": True,
+                "fallback": False,
             },
             {
                 "name": "distill",

@@ -11,7 +11,7 @@ from distil_whisper_zh.sentences import (
     untag,
 )
 
-OPTIONS = SentencesOptions(files=[], out="unused.tsv", min_chars=4, max_chars=12)
+OPTIONS = SentencesOptions(files=["unused.txt"], out="unused.tsv", min_chars=4, max_chars=12)
 
 
 def test_untag_joins_words_and_drops_compound_brackets():

@@ -16,7 +16,7 @@ from distil_whisper_zh.models.assets import save_processor
 from distil_whisper_zh.speculative import make_assistant
 from distil_whisper_zh.student import CreateStudentOptions, create_student
 
-GREEDY = DecodingOptions(temperature_fallback=False, simplified=False)
+GREEDY = DecodingOptions(fallback=False, keep_script=True)
 
 
 @pytest.fixture(scope="module")

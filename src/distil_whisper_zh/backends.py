@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,12 +39,13 @@ from .models import load_whisper
 from .models.ct2 import read_ct2_model
 from .models.ct2_import import PYPI_WHISPER_BASE, is_ct2_dir, pypi_ct2_dir
 from .models.params import count_ct2_parameters
+from .options import check_choices
 from .speculative import make_assistant
 from .text import to_simplified
 
-BACKENDS = ("auto", "transformers", "ctranslate2")
+Backend = Literal["auto", "transformers", "ctranslate2"]
 # CTranslate2 compute types (https://opennmt.net/CTranslate2/quantization.html); default = as the file was saved
-COMPUTE_TYPES = (
+ComputeType = Literal[
     "default",
     "auto",
     "int8",
@@ -54,7 +56,7 @@ COMPUTE_TYPES = (
     "float16",
     "bfloat16",
     "float32",
-)
+]
 MAX_TARGET_POSITIONS = 448  # Whisper's decoder positions, prompt included
 EXPORT_HINT = "export it first (dwz export --model {model} --out {model}-ct2) or use --backend transformers"
 
@@ -80,16 +82,17 @@ def vad_removed_ranges(audio: np.ndarray, options) -> list[tuple[float, float]]:
 class BackendOptions:
     """Which runtime decodes, and the options only one runtime has."""
 
-    backend: str = "auto"  # auto (from the model argument), transformers or ctranslate2
-    compute_type: str = "default"  # CTranslate2 only: int8, float32, ... (default: as exported)
-    assistant: str | None = None  # transformers only: a student that drafts tokens (speculative decoding)
-    vad: bool = False  # CTranslate2 only: skip non-speech with faster-whisper's Silero VAD
+    backend: Backend = "auto"
+    """auto: CTranslate2 dirs run on faster-whisper, the rest on transformers"""
+    compute_type: ComputeType = "default"
+    """CTranslate2 compute type (default = as the model was exported)"""
+    assistant: str | None = None
+    """a student that drafts tokens for the (first) model: speculative decoding, same text, transformers only"""
+    vad: bool = False
+    """skip non-speech (faster-whisper's Silero VAD; CTranslate2 models)"""
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise DwzError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
-        if self.compute_type not in COMPUTE_TYPES:
-            raise DwzError(f"--compute-type {self.compute_type!r}: choose one of {', '.join(COMPUTE_TYPES)}")
+        check_choices(self)
         if self.assistant and self.vad:
             raise DwzError("--assistant runs on transformers and --vad on CTranslate2: choose one")
 
@@ -271,7 +274,7 @@ class CTranslate2Decoder:
         """faster-whisper's `transcribe` for one recording (long-form, VAD, timestamps), with its own fallback."""
         seconds = len(audio) / SAMPLE_RATE
         cap = token_cap(seconds)
-        fallback = self.options.temperature_fallback
+        fallback = self.options.fallback
         self._ctranslate2.set_random_seed(self.options.seed)  # sampled fallback passes repeat, clip by clip
         removed = vad_removed_ranges(audio, self._vad_options()) if self.vad else []
         segments, _ = self.model.transcribe(
@@ -305,4 +308,4 @@ class CTranslate2Decoder:
         return VadOptions(**VAD_SETTINGS)
 
     def _shown(self, raw: str) -> str:
-        return to_simplified(raw) if self.options.simplified else raw
+        return raw if self.options.keep_script else to_simplified(raw)

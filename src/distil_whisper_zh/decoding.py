@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from .data import Utterance
 from .errors import DwzError
 from .models import LoadedWhisper
 from .models.encoder import encode
+from .options import check_choices
 from .screening import load_batch
 from .speculative import Assistant
 from .text import to_simplified
@@ -49,18 +50,23 @@ FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 class DecodingOptions:
     """How every model decodes; one set of options per run so that speed and CER comparisons are fair."""
 
-    language: str = "zh"  # Whisper language code
-    task: str = "transcribe"  # or "translate"
-    num_beams: int = 1  # 1 = greedy
-    temperature_fallback: bool = True  # re-decode repetitive outputs at rising temperature
-    seed: int = 0  # for the sampled fallback passes
-    simplified: bool = True  # convert output to Simplified Chinese (OpenCC t2s)
+    language: str = "zh"
+    """Whisper language code"""
+    task: Literal["transcribe", "translate"] = "transcribe"
+    """Whisper's task token"""
+    num_beams: int = 1
+    """beam size; 1 = greedy"""
+    fallback: bool = True
+    """re-decode repetitive output (Whisper's compression-ratio check) at rising temperature"""
+    seed: int = 0
+    """seed of the sampled fallback passes"""
+    keep_script: bool = False
+    """output the model's characters as they are (otherwise converted to Simplified)"""
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
             raise DwzError(f"--num-beams must be at least 1, got {self.num_beams}")
-        if self.task not in ("transcribe", "translate"):
-            raise DwzError(f"--task must be transcribe or translate, got {self.task!r}")
+        check_choices(self)
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,7 @@ def decode_with_fallback(
     re-decode at the next temperature only the rows whose text compresses above `TEXT_COMPRESSION_RATIO_THRESHOLD`
     (a loop), keeping the last try. `generate(rows, temperature)` returns the token ids of those rows.
     Returns the tokens of every row and how many retries each took."""
-    temperatures = FALLBACK_TEMPERATURES if options.temperature_fallback else (0.0,)
+    temperatures = FALLBACK_TEMPERATURES if options.fallback else (0.0,)
     tokens: list[list[int]] = [[] for _ in range(count)]
     retries = [0] * count
     rows = list(range(count))
@@ -275,7 +281,7 @@ class WhisperDecoder:
         """transformers' sequential decoding of audio over 30 s, window by window on the full window (the long-form
         issue teaches students that), with its own per-window fallback (on token compression; retries are not
         counted there) and the token cap per window."""
-        fallback = self.options.temperature_fallback
+        fallback = self.options.fallback
         extra = {"assistant_model": self.assistant.model} if self.assistant is not None else {}
         output = self.loaded.model.generate(
             **features,
@@ -328,7 +334,7 @@ class WhisperDecoder:
         return result
 
     def _shown(self, raw: str) -> str:
-        return to_simplified(raw) if self.options.simplified else raw
+        return raw if self.options.keep_script else to_simplified(raw)
 
 
 def _check_language(loaded: LoadedWhisper, language: str) -> str:

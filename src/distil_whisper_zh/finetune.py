@@ -11,21 +11,23 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
 from peft import AdaLoraConfig, get_peft_model
+from tyro.conf import UseAppendAction
 
 from .distill.losses import cross_entropy
 from .errors import DwzError
 from .models import LoadedWhisper, load_whisper
 from .models.loading import load_config
+from .options import check_choices
 from .training.checkpoint import write_model_files
 from .training.layers import freeze_encoder_layers
 from .training.loop import TrainBatch, Trainer, TrainSummary
-from .training.options import TrainingOptions
+from .training.options import FINETUNE_LEARNING_RATE, TrainingOptions
 
 ADAPTER_FILE = "adapter_state.pt"
-METHODS = ("adalora", "full")
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 TINIT_FRACTION = 0.1  # steps of plain training before the rank budget starts moving
 TFINAL_FRACTION = 0.2  # steps at the final budget at the end
@@ -34,13 +36,22 @@ ALLOCATIONS = 20  # budget reallocations between tinit and total - tfinal
 
 @dataclass
 class AdaLoraOptions:
-    init_r: int = 12  # starting rank of every adapted matrix
-    target_r: int = 4  # average rank at the end
+    """AdaLoRA's adapters (its schedule tinit/tfinal/deltaT is derived from the number of steps)."""
+
+    init_r: int = 12
+    """starting rank of each adapted matrix"""
+    target_r: int = 4
+    """average final rank"""
     lora_alpha: float = 32.0
+    """LoRA scaling"""
     lora_dropout: float = 0.05
-    orth_reg_weight: float = 0.5  # orthogonality regulariser of P and Q, added to the loss by peft
-    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES  # decoder modules with these names get adapters
-    adapt_encoder: bool = False  # also adapt the encoder (then it cannot be cached)
+    """dropout on the adapters' input"""
+    orth_reg_weight: float = 0.5
+    """orthogonality regulariser of P and Q, added to the loss by peft"""
+    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
+    """decoder linear layers that get adapters"""
+    adapt_encoder: bool = False
+    """adapt the encoder too (otherwise only the decoder; then the encoder cannot be cached)"""
 
 
 @dataclass
@@ -48,20 +59,24 @@ class FinetuneOptions:
     """Options of `dwz finetune`."""
 
     model: str
-    data: list[str]  # dataset specs (their references are the labels) or pseudo-label folders
+    """the model to fine-tune"""
+    data: Annotated[list[str], UseAppendAction]
+    """a dataset spec (its references are the labels) or pseudo-label folder"""
     out: str
-    method: str = "adalora"  # adalora or full (all decoder weights)
-    eval_data: list[str] = field(default_factory=list)
+    """folder for the merged model, checkpoints and logs"""
+    method: Literal["adalora", "full"] = "adalora"
+    """what is trained: AdaLoRA adapters (merged at the end), or all decoder weights"""
     adalora: AdaLoraOptions = field(default_factory=AdaLoraOptions)
-    training: TrainingOptions = field(default_factory=lambda: TrainingOptions(learning_rate=1e-3))
+    training: TrainingOptions = field(default_factory=lambda: TrainingOptions(learning_rate=FINETUNE_LEARNING_RATE))
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise DwzError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        check_choices(self)
+        if not self.data:
+            raise DwzError("give at least one --data")
         if self.adalora.target_r > self.adalora.init_r or self.adalora.target_r < 1:
             raise DwzError(f"--target-r must be in 1..--init-r ({self.adalora.init_r}), got {self.adalora.target_r}")
         if self.method == "adalora" and self.adalora.adapt_encoder:
-            self.training.freeze_encoder = False  # the encoder's adapters learn: its states change every step
+            self.training.train_encoder = True  # the encoder's adapters learn: its states change every step
         if self.adalora.adapt_encoder and self.training.cache_encoder_states:
             raise DwzError("--adapt-encoder changes the encoder: it cannot be combined with --cache-encoder-states")
 
@@ -114,7 +129,7 @@ class FineTuner(Trainer):
 
     def __init__(self, options: FinetuneOptions):
         self.options = options
-        super().__init__(options.data, options.eval_data, options.out, options.training)
+        super().__init__(options.data, options.out, options.training)
 
     @property
     def is_adalora(self) -> bool:
@@ -158,7 +173,7 @@ class FineTuner(Trainer):
         """AdaLoRA: peft froze every base weight; the encoder only learns through adapters, if it has them."""
         if self.is_adalora:
             return not self.options.adalora.adapt_encoder
-        return self.training.freeze_encoder
+        return not self.training.train_encoder
 
     def freeze(self) -> None:
         model = self.base_model
@@ -166,7 +181,7 @@ class FineTuner(Trainer):
             model.requires_grad_(True)
             model.model.decoder.embed_positions.requires_grad_(False)
             t = self.training
-            freeze_encoder_layers(self.student_encoder, t.freeze_encoder, t.train_encoder_layers)
+            freeze_encoder_layers(self.student_encoder, not t.train_encoder, t.train_encoder_layers)
         self.freeze_modes(self.model.model)
 
     def freeze_modes(self, model) -> None:
@@ -175,7 +190,7 @@ class FineTuner(Trainer):
             self.student_encoder.eval()
         elif not self.is_adalora:
             t = self.training
-            freeze_encoder_layers(self.student_encoder, t.freeze_encoder, t.train_encoder_layers)
+            freeze_encoder_layers(self.student_encoder, not t.train_encoder, t.train_encoder_layers)
 
     def compute_loss(self, model, batch: TrainBatch) -> dict[str, torch.Tensor]:
         """Cross-entropy on the labels (plus AdaLoRA's orthogonality regulariser, which peft adds)."""

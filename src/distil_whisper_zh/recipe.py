@@ -1,29 +1,46 @@
 """`dwz run RECIPE.yaml`: the stages of a whole run from one YAML file, re-runnable.
 
-A recipe is a list of stages; each names a `dwz` command and gives that command's options under their CLI names
-(`max-cer: 0.2` is `--max-cer 0.2`; a list repeats the flag or fills a multi-value option; `true` is a switch).
-`{out}` in any string is the recipe's `out` folder. A stage that finished with the same options is skipped;
-training stages that did not finish are resumed (`--resume` is added), pseudo-labelling continues by itself.
-A `command: shell` stage runs its `run:` string with bash (e.g. to make a corpus with an external tool); it is
-skipped like any other stage once it succeeded.
+A recipe is a list of stages; each names a `dwz` command and gives that command's options by their command-line
+names (`max-cer: 0.2` is `--max-cer 0.2`; a list fills a list option; `true`/`false` set a switch). Each stage
+becomes the command's options dataclass directly (`options.from_mapping`): an unknown key or a value of the wrong
+type is an error naming the stage, before any stage runs. `{out}` in any string is the recipe's `out` folder.
+A stage that finished with the same options is skipped (options that change only speed, like threads, do not
+count); training stages that did not finish are resumed, pseudo-labelling continues by itself. A `command: shell`
+stage runs its `run:` string with bash (e.g. to make a corpus with an external tool); it is skipped like any other
+stage once it succeeded.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from tyro.conf import Positional
 
 from .errors import DwzError
+from .options import from_mapping, identity
 
 RESUMABLE = {"distill", "finetune"}
 STATE_DIR = ".dwz-run"
 SHELL = "shell"
+
+
+@dataclass
+class RunOptions:
+    """Options of `dwz run`."""
+
+    recipe: Positional[str]
+    """a YAML recipe (e.g. recipes/cpu-base-zh.yaml)"""
+    out: str | None = None
+    """override the recipe's out folder"""
+    until: str | None = None
+    """stop after this stage"""
 
 
 @dataclass
@@ -73,95 +90,88 @@ def _substitute(value: Any, out: Path) -> Any:
     return value
 
 
-def stage_argv(stage: Stage, out: Path, parser: argparse.ArgumentParser) -> list[str]:
-    """The `dwz` argument list of a stage, checked against that command's parser (["shell", script] for shell)."""
+@dataclass
+class StagePlan:
+    """A stage ready to run: its command's options (a dataclass), or the bash script of a shell stage."""
+
+    name: str
+    command: str
+    options: Any
+
+    def identity(self) -> dict[str, Any]:
+        """What the stage computes: its command and options, without those that change only how it runs."""
+        options = self.options if self.command == SHELL else identity(self.options)
+        return {"command": self.command, "options": options}
+
+    def resumed(self) -> Any:
+        """The options with `resume` set (a training stage that started with these same options)."""
+        training = dataclasses.replace(self.options.training, resume=True)
+        return dataclasses.replace(self.options, training=training)
+
+
+def plan_stage(stage: Stage, out: Path, commands: Mapping[str, type]) -> StagePlan:
+    """The stage's options, built and checked (`commands`: each command's options dataclass)."""
     if stage.command == SHELL:
         if set(stage.options) != {"run"} or not isinstance(stage.options["run"], str):
             raise DwzError(f"stage {stage.name}: a shell stage has exactly one option, `run:` (a bash command)")
-        return [SHELL, _substitute(stage.options["run"], out)]
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if stage.command not in subparsers.choices:
-        raise DwzError(f"stage {stage.name}: unknown command {stage.command!r}")
-    command = subparsers.choices[stage.command]
-    by_flag = {flag: action for action in command._actions for flag in action.option_strings}
-    positional = [a for a in command._actions if not a.option_strings and a.dest != "help"]
-    argv = [stage.command]
-    for key, value in stage.options.items():
-        value = _substitute(value, out)
-        if key == "args":  # positional arguments
-            argv += [str(v) for v in (value if isinstance(value, list) else [value])]
-            continue
-        flag = f"--{key.replace('_', '-')}"
-        action = by_flag.get(flag)
-        if action is None:
-            raise DwzError(f"stage {stage.name}: dwz {stage.command} has no option {flag}")
-        argv += _flag_values(flag, action, value)
-    if positional and "args" not in stage.options and any(a.nargs in ("+", None) for a in positional):
-        raise DwzError(f"stage {stage.name}: dwz {stage.command} needs positional `args:`")
-    return argv
+        return StagePlan(stage.name, SHELL, _substitute(stage.options["run"], out))
+    if stage.command not in commands:
+        raise DwzError(f"stage {stage.name}: unknown command {stage.command!r} (commands: {', '.join(commands)})")
+    values = {key: _substitute(value, out) for key, value in stage.options.items()}
+    options = from_mapping(commands[stage.command], values, f"stage {stage.name} (dwz {stage.command})")
+    return StagePlan(stage.name, stage.command, options)
 
 
-def _flag_values(flag: str, action: argparse.Action, value: Any) -> list[str]:
-    if isinstance(action, argparse._StoreTrueAction):
-        return [flag] if value else []
-    if value is None or value == "":  # an empty value leaves the option at its default
-        return []
-    if isinstance(value, list):
-        if action.nargs in ("+", "*"):
-            return [flag, *map(str, value)]
-        return [part for item in value for part in (flag, str(item))]
-    return [flag, str(value)]
+def run_recipe(
+    recipe: Recipe,
+    commands: Mapping[str, type],
+    run_command: Callable[[str, Any], None],
+    until: str | None = None,
+) -> list[str]:
+    """Run the stages in order (up to and including `until`, if given); `run_command(command, options)` executes
+    one dwz command. Returns the names it ran.
 
-
-def run_recipe(recipe: Recipe, parser: argparse.ArgumentParser, run_command, until: str | None = None) -> list[str]:
-    """Run the stages in order (up to and including `until`, if given); `run_command(argv)` executes one dwz
-    command. Returns the names it ran.
-
-    A stage is skipped when it finished before with the same arguments and no earlier stage ran again (its
-    inputs would have changed). A training stage that started with the same arguments but did not finish is
-    resumed; one whose arguments changed starts afresh.
+    A stage is skipped when it finished before with the same options and no earlier stage ran again (its inputs
+    would have changed). A training stage that started with the same options but did not finish is resumed; one
+    whose options changed starts afresh.
     """
     state_dir = recipe.out / STATE_DIR
     state_dir.mkdir(parents=True, exist_ok=True)
-    plans = [(stage, stage_argv(stage, recipe.out, parser)) for stage in recipe.stages]  # all checked up front
-    names = [stage.name for stage in recipe.stages]
+    plans = [plan_stage(stage, recipe.out, commands) for stage in recipe.stages]  # all checked up front
+    names = [plan.name for plan in plans]
     if until is not None:
         if until not in names:
             raise DwzError(f"--until {until!r}: the recipe's stages are {', '.join(names)}")
         plans = plans[: names.index(until) + 1]
     ran: list[str] = []
-    for stage, argv in plans:
-        argv = [a for a in argv if a != "--resume"]
-        done, started = state_dir / f"{stage.name}.json", state_dir / f"{stage.name}.started.json"
-        if not ran and _same(done, argv):
-            print(f"[dwz run] {stage.name}: done before, skipped", flush=True)
+    for plan in plans:
+        done, started = state_dir / f"{plan.name}.json", state_dir / f"{plan.name}.started.json"
+        what = plan.identity()
+        if not ran and _recorded(done) == what:
+            print(f"[dwz run] {plan.name}: done before, skipped", flush=True)
             continue
-        resume = stage.command in RESUMABLE and _same(started, argv) and not ran
-        command = [*argv, "--resume"] if resume else argv
+        resume = plan.command in RESUMABLE and _recorded(started) == what and not ran
         done.unlink(missing_ok=True)
-        started.write_text(json.dumps(argv))
-        print(f"[dwz run] {stage.name}: dwz {' '.join(command)}", flush=True)
-        run_shell(stage.name, argv[1]) if argv[0] == SHELL else run_command(command)
-        done.write_text(json.dumps(argv))
-        ran.append(stage.name)
+        started.write_text(json.dumps(what, indent=1))
+        print(f"[dwz run] {plan.name}: dwz {plan.command}{' (resumed)' if resume else ''}", flush=True)
+        if plan.command == SHELL:
+            print(f"[dwz run] {plan.options}", flush=True)
+            run_shell(plan.name, plan.options)
+        else:
+            run_command(plan.command, plan.resumed() if resume else plan.options)
+        done.write_text(json.dumps(what, indent=1))
+        ran.append(plan.name)
     return ran
 
 
-def _same(marker: Path, argv: list[str]) -> bool:
-    """Whether `marker` records this command line, thread counts aside (they change speed, not results)."""
-    return marker.is_file() and _without_threads(json.loads(marker.read_text())) == _without_threads(argv)
-
-
-def _without_threads(argv: list[str]) -> list[str]:
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--threads":
-            skip = True
-        elif not arg.startswith("--threads="):
-            kept.append(arg)
-    return kept
+def _recorded(marker: Path) -> Any:
+    """What a stage marker records (None when there is none, or it is from an older toolkit)."""
+    if not marker.is_file():
+        return None
+    try:
+        return json.loads(marker.read_text())
+    except json.JSONDecodeError:
+        return None
 
 
 def run_shell(name: str, script: str) -> None:

@@ -48,6 +48,7 @@ def markdown_report(report: dict) -> str:
             f"{_percent(r.get('same_text_as_baseline'))} | "
             f"{_percent(r['traditional_share'])} | {_f1(r['punctuation_f1'])} | {r['looped']} | {r['hit_token_cap']} |"
         )
+    lines += long_form_lines(report["results"])
     lines += [
         "",
         f"**CER normalisation:** {report['normalization']}.",
@@ -65,6 +66,28 @@ def markdown_report(report: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def long_form_lines(results: list[dict]) -> list[str]:
+    """The segment checks of recordings joined by --concat (none without)."""
+    rows = [r for r in results if r.get("long_form")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Long-form (clips joined into recordings): segments out of order or past the end of the audio (recordings), "
+        "joins between clips with a segment boundary within 1 s, and the longest stretch no segment covers.",
+        "",
+        "| model | backend | dataset | recordings | out of order | past the end | joins found | uncovered (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["long_form"]
+        lines.append(
+            f"| {r['model']} | {r.get('backend', 'transformers')} | {r['dataset']} | {t['recordings']} | "
+            f"{t['out_of_order']} | {t['past_end']} | {t['joins_found']}/{t['joins']} | {t['longest_silence']:.1f} |"
+        )
+    return lines
 
 
 def plot_cer_vs_speed(results: list[dict], path: Path) -> None:

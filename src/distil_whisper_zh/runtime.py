@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .errors import DwzError
+from .options import neutral
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Where and how fast a decoding command runs (transcribe, evaluate, pseudo-label)."""
+
+    batch_size: int = 16
+    """clips per batch"""
+    device: str = "auto"
+    """auto (CUDA if present), cpu, cuda, cuda:1, ..."""
+    dtype: str = "auto"
+    """auto (float16 on CUDA, float32 on CPU), float32, float16, bfloat16"""
+    threads: int | None = neutral()
+    """CPU threads for torch (None: $DWZ_NUM_THREADS, else half the cores)"""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise DwzError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
 def cache_dir() -> Path:

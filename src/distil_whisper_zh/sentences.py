@@ -15,9 +15,13 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
+
+from tyro.conf import Positional, UseAppendAction
 
 from .data import load_dataset_spec
 from .errors import DwzError
+from .options import check_choices
 from .text import normalize_for_cer, to_simplified
 
 SENTENCE_END = re.compile(r"[。！？；!?;…\s]+")
@@ -27,7 +31,6 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 _READABLE = re.compile(rf"^[\u4e00-\u9fff{INNER_PAUSES}]+$")
 _TAG = re.compile(r"\[|\][a-zA-Z]+|/[a-zA-Z]+")
 _TAGGED_TOKEN = re.compile(r"^\[?[^/\s]+/[a-zA-Z]+(\][a-zA-Z]+)?$")
-FORMATS = ("auto", "plain", "tagged")
 TAGGED_SAMPLE_LINES = 20
 
 
@@ -35,18 +38,27 @@ TAGGED_SAMPLE_LINES = 20
 class SentencesOptions:
     """Options of `dwz sentences`."""
 
-    files: list[str]  # UTF-8 text files
-    out: str  # the id<TAB>text file to write
-    count: int = 1000  # sentences in all, drawn evenly from the files
-    min_chars: int = 8  # Chinese characters a sentence has at least ...
-    max_chars: int = 24  # ... and at most (longer sentences are cut at commas)
-    format: str = "auto"  # "plain", "tagged" (word/tag tokens, joined without spaces) or "auto" (by file)
-    exclude: list[str] = field(default_factory=list)  # dataset specs whose texts are left out
-    seed: str = "dwz"  # changes which sentences are drawn, deterministically
+    files: Positional[list[str]]
+    """UTF-8 text files"""
+    out: str
+    """the id<TAB>text file to write (the input of zh-tts)"""
+    count: int = 1000
+    """sentences in all, drawn evenly from the files"""
+    min_chars: int = 8
+    """Chinese characters a sentence has at least"""
+    max_chars: int = 24
+    """... and at most (longer ones are cut at commas)"""
+    format: Literal["auto", "plain", "tagged"] = "auto"
+    """tagged: word/tag tokens, joined without spaces (auto: by file)"""
+    exclude: Annotated[list[str], UseAppendAction] = field(default_factory=list)
+    """a dataset whose texts are left out"""
+    seed: str = "dwz"
+    """salt of the draw (another seed, other sentences)"""
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise DwzError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        check_choices(self)
+        if not self.files:
+            raise DwzError("give at least one text file")
         if not 0 < self.min_chars <= self.max_chars:
             raise DwzError(f"need 0 < --min-chars <= --max-chars, got {self.min_chars} and {self.max_chars}")
         if self.count < 1:

@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tyro.conf import Positional
+
 from .data import Utterance, load_dataset_spec
 from .errors import DwzError
 from .jsonl import write_jsonl_atomic
@@ -18,10 +20,14 @@ from .skipped import SKIPPED_FILE, SkipLog
 class SplitOptions:
     """Options of `dwz split`."""
 
-    data: str  # dataset spec
-    out: str  # folder for train.jsonl and dev.jsonl
+    data: Positional[str]
+    """dataset spec"""
+    out: str
+    """folder for train.jsonl and dev.jsonl"""
     dev_fraction: float = 0.2
-    seed: str = "dwz"  # changes which ids land in dev, deterministically
+    """share of clips in dev.jsonl"""
+    seed: str = "dwz"
+    """salt of the id hash (another seed, another split)"""
 
     def __post_init__(self) -> None:
         if not 0 < self.dev_fraction < 1:

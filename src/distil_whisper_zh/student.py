@@ -46,13 +46,20 @@ def remap_alignment_heads(heads: list[list[int]] | None, layer_map: list[int]) -
 class CreateStudentOptions:
     """Options of `dwz create-student`."""
 
-    teacher: str  # hub id, transformers dir, CTranslate2 dir or pypi:whisper-base
-    out: str  # directory for the student
-    encoder_layers: int | None = None  # default: all of the teacher's
+    teacher: str
+    """the teacher: hub id, model dir, CTranslate2 dir or pypi:whisper-base"""
+    out: str
+    """folder for the student"""
+    encoder_layers: int | None = None
+    """encoder layers, maximally spaced over the teacher's (None: all of them)"""
     decoder_layers: int = 2
-    decoder_layer_ids: list[int] | None = None  # explicit teacher decoder layers (overrides spacing)
-    encoder_layer_ids: list[int] | None = None  # explicit teacher encoder layers
-    keep_teacher_script: bool = False  # True: do not suppress the teacher's Traditional-only tokens
+    """decoder layers, maximally spaced over the teacher's (the first and last always kept)"""
+    decoder_layer_ids: list[int] | None = None
+    """explicit teacher decoder layers (instead of --decoder-layers)"""
+    encoder_layer_ids: list[int] | None = None
+    """explicit teacher encoder layers (instead of --encoder-layers)"""
+    keep_teacher_script: bool = False
+    """do not suppress the teacher's Traditional-only tokens (這, 們, ...) in the student's generation config"""
 
 
 @dataclass

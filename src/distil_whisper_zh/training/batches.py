@@ -30,8 +30,11 @@ class DecoderBatch:
     labels: torch.Tensor  # (batch, positions): next token, IGNORE_INDEX on prompt and padding
 
 
-def collate_labels(sequences: list[list[int]], pad_token_id: int) -> DecoderBatch:
-    """Teacher forcing pairs: input token i predicts token i+1; prompt targets and padding are ignored."""
+def collate_labels(sequences: list[list[int]], pad_token_id: int, no_timestamps_id: int | None = None) -> DecoderBatch:
+    """Teacher forcing pairs: input token i predicts token i+1; forced prompt targets and padding are ignored.
+
+    The prompt <|zh|> <|transcribe|> <|notimestamps|> is forced at inference; a timestamped label (no
+    <|notimestamps|>, see windows.py) forces only <|zh|> <|transcribe|>: its first timestamp is learned."""
     length = max(len(s) for s in sequences) - 1
     inputs = torch.full((len(sequences), length), pad_token_id, dtype=torch.long)
     labels = torch.full((len(sequences), length), IGNORE_INDEX, dtype=torch.long)
@@ -39,5 +42,6 @@ def collate_labels(sequences: list[list[int]], pad_token_id: int) -> DecoderBatc
         ids_tensor = torch.tensor(ids, dtype=torch.long)
         inputs[row, : len(ids) - 1] = ids_tensor[:-1]
         labels[row, : len(ids) - 1] = ids_tensor[1:]
-        labels[row, : PROMPT_LENGTH - 1] = IGNORE_INDEX  # <|zh|> <|transcribe|> <|notimestamps|> are forced
+        timestamped = no_timestamps_id is not None and ids[PROMPT_LENGTH - 1] != no_timestamps_id
+        labels[row, : PROMPT_LENGTH - (2 if timestamped else 1)] = IGNORE_INDEX
     return DecoderBatch(inputs, labels)

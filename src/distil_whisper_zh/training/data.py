@@ -89,9 +89,7 @@ def dev_cer(model, processor, utterances: list[Utterance], batch_size: int, fall
 
 
 def _decode_cer(model, processor, utterances: list[Utterance], batch_size: int, fallback: bool) -> float:
-    decoder = WhisperDecoder(
-        LoadedWhisper("model", "", model, processor), DecodingOptions(temperature_fallback=fallback)
-    )
+    decoder = WhisperDecoder(LoadedWhisper("model", "", model, processor), DecodingOptions(fallback=fallback))
     total = EditCounts()
     for item in transcribe_utterances(decoder, utterances, batch_size):
         total = total + utterance_counts(item.utterance.text or "", item.transcript.text)

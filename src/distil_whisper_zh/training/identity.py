@@ -3,21 +3,9 @@ the same command continues it and a run with other options starts afresh."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import MISSING
 
 RUN_FILE = "run.json"  # in a checkpoint: the options of the run that wrote it
-
-
-def field_defaults(cls) -> dict:
-    """The default of each field of dataclass `cls` that has one, as plain JSON values (nested dataclasses as dicts)."""
-    values = {}
-    for f in fields(cls):
-        if f.default is not MISSING:
-            values[f.name] = f.default
-        elif f.default_factory is not MISSING:
-            values[f.name] = f.default_factory()
-    return json.loads(json.dumps({k: asdict(v) if is_dataclass(v) else v for k, v in values.items()}, default=str))
 
 
 def same_run(saved: dict, current: dict, defaults: dict) -> bool:

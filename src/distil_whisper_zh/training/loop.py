@@ -15,7 +15,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 
 import torch
@@ -30,11 +30,12 @@ from ..errors import DwzError
 from ..files import recover_interrupted, write_atomically
 from ..models import LoadedWhisper
 from ..models.encoder import encode
+from ..options import defaults, identity
 from ..runtime import configure_threads, native_bf16, resolve_mixed_precision, wants_cpu
 from ..skipped import SKIPPED_FILE, SkipLog
 from .audio_augment import BABBLE_TALKERS, AudioAugmentation, augment_audio
 from .augment import FRAMES_PER_SECOND, clip_view, spec_augment, view_seed
-from .batches import DecoderBatch, collate_labels, label_token_ids
+from .batches import PROMPT_LENGTH, DecoderBatch, collate_labels, label_token_ids
 from .cache import EncoderCache, EncoderViews, cache_bytes
 from .checkpoint import (
     TrainState,
@@ -45,16 +46,15 @@ from .checkpoint import (
     write_model_files,
 )
 from .data import Example, dev_cer, load_eval_data, load_training_data, training_data_fingerprint
-from .identity import RUN_FILE, field_defaults, same_run
+from .identity import RUN_FILE, same_run
 from .layers import freeze_encoder_layers, set_dropout
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
 from .precision import make_accelerator, without_autocast
 from .sampling import epoch_size, example_weights, global_batches, read_numbers
+from .windows import FIRST_TIMESTAMP, NO_TIMESTAMPS, Part, join_parts, timestamped_step
 
 MAX_GRAD_NORM = 1.0  # gradients are clipped to this global L2 norm before every optimizer step
-# Options that do not change what a run computes: a rerun that differs only in these continues the checkpoint.
-RUN_IDENTITY_IGNORES = ("resume", "stop_after_steps", "save_every", "log_every", "threads", "strict")
 
 
 @dataclass
@@ -64,6 +64,7 @@ class TrainBatch:
     features: torch.Tensor | None = None  # (batch, mels, 3000) when an encoder runs live
     cached_states: dict[str, torch.Tensor] | None = None  # encoder name -> (batch, positions, d_model)
     frames: int = WINDOW_FRAMES  # log-mel frames the student's encoder reads (fewer: dynamic audio context)
+    timestamped: bool = False  # joined clips with timestamped labels (windows.py): nothing of it is cached
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Trainer:
 
     description = "train"
 
-    def __init__(self, data: list[str], eval_data: list[str], out: str, training: TrainingOptions):
+    def __init__(self, data: list[str], out: str, training: TrainingOptions):
         self.training = training
         self.audio_augmentation = AudioAugmentation(tuple(training.audio_augment))
         self.out = Path(out)
@@ -94,7 +95,7 @@ class Trainer:
             self.preflight()
         # The phases run in this order, and each needs only what the ones before it made: the step plan (what
         # AdaLoRA's schedule and the LR schedule need) comes from the data alone, before any model exists.
-        self.load_data(data, eval_data)
+        self.load_data(data, training.eval_data)
         self.plan_steps()
         self.build_model()
         self.caches = self.build_caches() if training.cache_encoder_states else {}
@@ -154,7 +155,7 @@ class Trainer:
         cached = batch.cached_states or {}
         if "student" in cached:
             return cached["student"]
-        with torch.set_grad_enabled(not self.training.freeze_encoder):
+        with torch.set_grad_enabled(self.training.train_encoder):
             return encode(self.student_encoder, cut_features(batch.features, batch.frames))
 
     def after_optimizer_step(self, model, step: int) -> None:
@@ -170,19 +171,17 @@ class Trainer:
         (folder / RUN_FILE).write_text(json.dumps(self.run_identity(), indent=2, sort_keys=True))
 
     def run_identity(self) -> dict:
-        """The options that decide what the run computes (not how often it saves, logs or stops, nor threads)."""
+        """What the run computes: its options (not how often it saves or logs, nor threads: the `neutral` ones)
+        and the training clips themselves (the same --data paths with other contents are another run)."""
         options = getattr(self, "options", None)  # the subclass's options dataclass, set before __init__
-        identity = asdict(options) if is_dataclass(options) else {}
-        training = {k: v for k, v in asdict(self.training).items() if k not in RUN_IDENTITY_IGNORES}
-        # the same --data paths with other contents (labels made again with other options) are another run
-        data = training_data_fingerprint(self.utterances)
-        return json.loads(json.dumps({**identity, "training": training, "data": data}, default=str))
+        what = identity(options) if is_dataclass(options) else {"training": identity(self.training)}
+        return {**what, "data": training_data_fingerprint(self.utterances)}
 
     def identity_defaults(self) -> dict:
         """What `run_identity` holds for options left at their defaults (see `same_run`)."""
         options = getattr(self, "options", None)
-        defaults = field_defaults(type(options)) if is_dataclass(options) else {}
-        return {"training": field_defaults(TrainingOptions), **defaults}  # a command's own training defaults win
+        own = defaults(type(options)) if is_dataclass(options) else {}
+        return {"training": defaults(TrainingOptions), **own}  # a command's own training defaults win
 
     def should_resume(self) -> bool:
         """Continue OUT/checkpoints/last when it is complete and from this same run (so rerunning the command that
@@ -205,7 +204,7 @@ class Trainer:
     def freeze(self) -> None:
         model = self.model.model
         model.train()
-        freeze_encoder_layers(self.student_encoder, self.training.freeze_encoder, self.training.train_encoder_layers)
+        freeze_encoder_layers(self.student_encoder, not self.training.train_encoder, self.training.train_encoder_layers)
 
     # ------------------------------------------------------------------------------------- set-up
 
@@ -274,9 +273,8 @@ class Trainer:
         clean states)."""
         examples = [self.examples[i] for i in indices]
         keys = [e.utterance.id for e in examples]
-        decoder = collate_labels([e.label_ids for e in examples], self.processor.tokenizer.pad_token_id)
+        decoder = self.decoder_batch([e.label_ids for e in examples])
         device, dtype = self.accelerator.device, self.model.model.dtype
-        decoder = DecoderBatch(decoder.decoder_input_ids.to(device), decoder.labels.to(device))
         states = {name: cache.get(keys, reads, device, dtype) for name, cache in self.caches.items()}
         if "student" in states:
             return TrainBatch(keys, decoder, cached_states=states)
@@ -293,6 +291,29 @@ class Trainer:
         )
         frames = self.context.frames([len(a) for a in audios])
         return TrainBatch(keys, decoder, features.to(device, dtype), states or None, frames)
+
+    def decoder_batch(self, sequences: list[list[int]]) -> DecoderBatch:
+        tokenizer = self.processor.tokenizer
+        no_timestamps = tokenizer.convert_tokens_to_ids(NO_TIMESTAMPS)
+        batch = collate_labels(sequences, tokenizer.pad_token_id, no_timestamps)
+        device = self.accelerator.device
+        return DecoderBatch(batch.decoder_input_ids.to(device), batch.labels.to(device))
+
+    def make_window_batch(self, indices: list[int]) -> TrainBatch:
+        """The clips of `indices` joined into windows with timestamped labels (clean audio, encoders run live)."""
+        tokenizer = self.processor.tokenizer
+        examples = [self.examples[i] for i in indices]
+        parts = [Part(e.utterance.id, e.utterance.load(), e.label_ids[PROMPT_LENGTH:-1]) for e in examples]
+        prompt = examples[0].label_ids[: PROMPT_LENGTH - 1]  # <|startoftranscript|> <|zh|> <|transcribe|>
+        begin = tokenizer.convert_tokens_to_ids(FIRST_TIMESTAMP)
+        windows = join_parts(parts, prompt, begin, tokenizer.eos_token_id)
+        audios = [w.audio for w in windows]
+        features = self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        device, dtype = self.accelerator.device, self.model.model.dtype
+        frames = self.context.frames([len(a) for a in audios])
+        decoder = self.decoder_batch([w.label_ids for w in windows])
+        keys = [w.key for w in windows]
+        return TrainBatch(keys, decoder, features.input_features.to(device, dtype), None, frames, timestamped=True)
 
     def view_audio(self, utterance: Utterance, view: int):
         """A clip's audio as view `view` reads it: clean for view 0, else augmented as --audio-augment says."""
@@ -353,6 +374,11 @@ class Trainer:
             f"{'cached' if self.caches else 'run every step'}"
             + (f" with {self.training.augment_views} augmented view(s)" if self.training.augment_views else "")
             + (f" ({', '.join(self.training.audio_augment)} + SpecAugment)" if self.training.audio_augment else "")
+            + (
+                f"; {self.training.timestamp_share:.0%} of steps on joined clips with timestamps"
+                if self.training.timestamp_share
+                else ""
+            )
             + self.precision_text()
         )
 
@@ -360,7 +386,7 @@ class Trainer:
         t = self.training
         trained = (
             "frozen"
-            if t.freeze_encoder
+            if not t.train_encoder
             else "trained"
             if t.train_encoder_layers is None
             else (f"top {t.train_encoder_layers} layers trained")
@@ -393,7 +419,9 @@ class Trainer:
         for i, (indices, reads) in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
-                parts = self.compute_loss(model, self.make_batch(indices, reads))
+                joined = timestamped_step(self.training.seed, step, self.training.timestamp_share)
+                batch = self.make_window_batch(indices) if joined else self.make_batch(indices, reads)
+                parts = self.compute_loss(model, batch)
                 self.accelerator.backward(parts["loss"] / len(micro_batches))
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value.item() / len(micro_batches)
@@ -434,7 +462,7 @@ class Trainer:
     def freeze_modes(self, model) -> None:
         """Back to training mode after evaluation, with frozen parts in eval mode."""
         model.train()
-        freeze_encoder_layers(self.student_encoder, self.training.freeze_encoder, self.training.train_encoder_layers)
+        freeze_encoder_layers(self.student_encoder, not self.training.train_encoder, self.training.train_encoder_layers)
 
     def finish(self, state: TrainState, log: TrainingLog | None, seconds_per_step: float) -> TrainSummary:
         self.accelerator.wait_for_everyone()

@@ -1,0 +1,84 @@
+"""Training windows of several clips joined, with timestamped labels: how a student learns Whisper's segments.
+
+Every short clip's label is `<|notimestamps|>` text, yet long-form decoding moves from window to window by the
+timestamp tokens the model predicts. A share of the training steps (`--timestamp-share`) therefore reads windows
+of consecutive clips of the batch joined (up to 30 s), labelled the way Whisper writes timestamps:
+`<|startoftranscript|><|zh|><|transcribe|><|0.00|> text1 <|t1|><|t1|> text2 <|t2|> ...<|endoftext|>`,
+where each part's start and end are the known joins (Distil-Whisper trains on timestamped labels for the same
+reason). Which steps do so is a pure function of (seed, step), so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..decoding import MAX_NEW_TOKENS, WINDOW_SECONDS
+
+TIME_PRECISION = 0.02  # seconds per timestamp token
+FIRST_TIMESTAMP = "<|0.00|>"
+NO_TIMESTAMPS = "<|notimestamps|>"
+WINDOW_FILL = WINDOW_SECONDS - 1.0  # joined audio stays a second short of the window: the last end is predictable
+
+
+@dataclass
+class Part:
+    """One clip of a window: its samples and its text tokens (no prompt, no end-of-text)."""
+
+    key: str
+    audio: np.ndarray
+    text_ids: list[int]
+
+
+@dataclass
+class Window:
+    key: str
+    audio: np.ndarray
+    label_ids: list[int]  # prompt (without <|notimestamps|>), timestamped parts, end-of-text
+
+
+def timestamped_step(seed: int, step: int, share: float) -> bool:
+    """Whether optimizer step `step` trains on joined, timestamped windows (a share `share` of the steps)."""
+    if share <= 0:
+        return False
+    draw = int.from_bytes(hashlib.sha256(f"{seed}:{step}:timestamps".encode()).digest()[:8], "big") / 2**64
+    return draw < share
+
+
+def join_parts(parts: list[Part], prompt_ids: list[int], timestamp_begin: int, eot_id: int) -> list[Window]:
+    """Consecutive parts joined into windows of at most WINDOW_FILL seconds and Whisper's token budget; a part
+    that fits in no window with others stands alone (still timestamped)."""
+    windows, group = [], []
+    for part in parts:
+        if group and not _fits([*group, part], len(prompt_ids)):
+            windows.append(_window(group, prompt_ids, timestamp_begin, eot_id))
+            group = []
+        group.append(part)
+    if group:
+        windows.append(_window(group, prompt_ids, timestamp_begin, eot_id))
+    return windows
+
+
+def _fits(parts: list[Part], prompt_length: int) -> bool:
+    seconds = sum(len(p.audio) for p in parts) / SAMPLE_RATE
+    tokens = prompt_length + sum(len(p.text_ids) + 2 for p in parts) + 1
+    return seconds <= WINDOW_FILL and tokens - prompt_length <= MAX_NEW_TOKENS
+
+
+def _window(parts: list[Part], prompt_ids: list[int], timestamp_begin: int, eot_id: int) -> Window:
+    ids, start = list(prompt_ids), 0.0
+    for part in parts:
+        end = start + len(part.audio) / SAMPLE_RATE
+        ids += [timestamp_token(start, timestamp_begin), *part.text_ids, timestamp_token(end, timestamp_begin)]
+        start = end
+    audio = np.concatenate([p.audio for p in parts]).astype(np.float32)
+    return Window("+".join(p.key for p in parts), audio, [*ids, eot_id])
+
+
+def timestamp_token(seconds: float, timestamp_begin: int) -> int:
+    """The id of Whisper's timestamp token nearest to `seconds` (20-ms steps from <|0.00|>, at most 30.00)."""
+    steps = min(round(seconds / TIME_PRECISION), round(WINDOW_SECONDS / TIME_PRECISION))
+    return timestamp_begin + steps

@@ -1,0 +1,98 @@
+"""Joined windows with timestamped labels (`--timestamp-share`): the label format, the share of steps, training."""
+
+import json
+
+import numpy as np
+import pytest
+
+from distil_whisper_zh.audio import SAMPLE_RATE
+from distil_whisper_zh.training.batches import IGNORE_INDEX, PROMPT_LENGTH, collate_labels, label_token_ids
+from distil_whisper_zh.training.windows import Part, join_parts, timestamp_token, timestamped_step
+
+
+def part(key, seconds, text_ids):
+    return Part(key, np.full(int(seconds * SAMPLE_RATE), 0.1, dtype=np.float32), text_ids)
+
+
+def test_timestamp_tokens_are_20_ms_steps(tokenizer):
+    begin = tokenizer.convert_tokens_to_ids("<|0.00|>")
+    assert timestamp_token(0.0, begin) == begin
+    assert tokenizer.convert_ids_to_tokens(timestamp_token(2.5, begin)) == "<|2.50|>"
+    assert tokenizer.convert_ids_to_tokens(timestamp_token(3.009, begin)) == "<|3.00|>"  # nearest step
+    assert tokenizer.convert_ids_to_tokens(timestamp_token(31.0, begin)) == "<|30.00|>"  # never past the window
+
+
+def test_joined_window_label_is_whispers_timestamp_format(tokenizer):
+    begin, eot = tokenizer.convert_tokens_to_ids("<|0.00|>"), tokenizer.eos_token_id
+    first, second = label_token_ids(tokenizer, "你好"), label_token_ids(tokenizer, "今天天气很好")
+    prompt = first[: PROMPT_LENGTH - 1]
+    parts = [part("a", 2.5, first[PROMPT_LENGTH:-1]), part("b", 4.0, second[PROMPT_LENGTH:-1])]
+    (window,) = join_parts(parts, prompt, begin, eot)
+    assert window.key == "a+b" and len(window.audio) == int(6.5 * SAMPLE_RATE)
+    tokens = tokenizer.convert_ids_to_tokens(window.label_ids)
+    assert tokenizer.convert_ids_to_tokens(window.label_ids[:4]) == [
+        "<|startoftranscript|>", "<|zh|>", "<|transcribe|>", "<|0.00|>",
+    ]  # fmt: skip
+    assert tokens[-1] == "<|endoftext|>" and "<|notimestamps|>" not in tokens
+    assert [t for t in tokens if t[2:3].isdigit()] == ["<|0.00|>", "<|2.50|>", "<|2.50|>", "<|6.50|>"]
+    text_ids = [i for i, t in zip(window.label_ids, tokens, strict=True) if not t.startswith("<|")]
+    assert tokenizer.decode(text_ids) == "你好今天天气很好"
+
+
+def test_windows_stay_inside_30_seconds_and_keep_order(tokenizer):
+    begin, eot = tokenizer.convert_tokens_to_ids("<|0.00|>"), tokenizer.eos_token_id
+    parts = [part(str(n), seconds, [100 + n]) for n, seconds in enumerate([10, 12, 9, 25, 3])]
+    windows = join_parts(parts, [1, 2, 3], begin, eot)
+    assert [w.key for w in windows] == ["0+1", "2", "3+4"]
+    assert all(len(w.audio) / SAMPLE_RATE <= 29 for w in windows)
+    assert windows[1].label_ids == [1, 2, 3, begin, 102, begin + 450, eot]  # alone: 0.00 ... 9.00
+
+
+def test_timestamped_labels_learn_their_first_timestamp(tokenizer):
+    no_timestamps = tokenizer.convert_tokens_to_ids("<|notimestamps|>")
+    plain = label_token_ids(tokenizer, "你好")
+    timestamped = [*plain[:3], 50364, *plain[4:-1], 50364 + 50, plain[-1]]
+    batch = collate_labels([plain, timestamped], pad_token_id=50257, no_timestamps_id=no_timestamps)
+    assert batch.labels[0, :3].tolist() == [IGNORE_INDEX] * 3  # <|zh|> <|transcribe|> <|notimestamps|> forced
+    assert batch.labels[1, :3].tolist() == [IGNORE_INDEX, IGNORE_INDEX, 50364]  # <|0.00|> is a target
+
+
+def test_the_share_of_timestamped_steps():
+    steps = [timestamped_step(seed=0, step=s, share=0.25) for s in range(2000)]
+    assert 0.22 < sum(steps) / len(steps) < 0.28
+    assert steps == [timestamped_step(seed=0, step=s, share=0.25) for s in range(2000)]  # resumable
+    assert steps != [timestamped_step(seed=1, step=s, share=0.25) for s in range(2000)]
+    assert not any(timestamped_step(0, s, 0.0) for s in range(100)) and all(
+        timestamped_step(0, s, 1.0) for s in range(100)
+    )
+
+
+def test_distillation_with_timestamped_windows(tiny_model_dir, small_manifest, tmp_path):
+    """Every step on joined windows, with the encoder and the teacher's top-k cached for the plain steps: the
+    windows run both encoders live and the KL over the full teacher distribution; the loss is finite and falls."""
+    from distil_whisper_zh.distill import DistillOptions, run_distillation
+    from distil_whisper_zh.student import CreateStudentOptions, create_student
+    from distil_whisper_zh.training.options import TrainingOptions
+
+    student = tmp_path / "student-init"
+    create_student(CreateStudentOptions(teacher=str(tiny_model_dir), out=str(student), decoder_layers=1))
+    training = TrainingOptions(
+        batch_size=3, max_steps=6, warmup_steps=0, learning_rate=1e-3, eval_every=0, save_every=6,
+        cache_encoder_states=True, timestamp_share=1.0,
+    )  # fmt: skip
+    options = DistillOptions(
+        student=str(student), teacher=str(tiny_model_dir), data=[str(small_manifest)], out=str(tmp_path / "out"),
+        teacher_top_k=8, training=training,
+    )  # fmt: skip
+    summary = run_distillation(options)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert summary.steps == 6 and all(np.isfinite(r["loss"]) and r["kl"] > 0 for r in rows)
+    assert rows[-1]["ce"] < rows[0]["ce"]
+
+
+def test_timestamp_share_is_checked():
+    from distil_whisper_zh.errors import DwzError
+    from distil_whisper_zh.training.options import TrainingOptions
+
+    with pytest.raises(DwzError, match="--timestamp-share is a share of the steps, from 0 to 1, got 1.5"):
+        TrainingOptions(timestamp_share=1.5)
