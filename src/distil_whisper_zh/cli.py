@@ -117,6 +117,14 @@ def options_classes() -> dict[str, type]:
     return {name: command.options_class() for name, command in COMMANDS.items()}
 
 
+def cmd_align_heads(options) -> None:
+    from .alignment import align_heads
+
+    chosen = align_heads(options)
+    described = ", ".join(f"layer {h.layer} head {h.head} ({h.error:.2f} s)" for h in chosen)
+    print(f"alignment heads of {options.model}: {described} -> {options.model}/generation_config.json")
+
+
 def cmd_run(options) -> None:
     from .recipe import load_recipe, run_recipe
 
@@ -204,6 +212,11 @@ COMMANDS: dict[str, Command] = {
     ),
     "finetune": Command(
         "finetune:FinetuneOptions", cmd_finetune, "AdaLoRA (or full) fine-tuning, merged into a plain model dir"
+    ),
+    "align-heads": Command(
+        "alignment:AlignHeadsOptions",
+        cmd_align_heads,
+        "choose the student's word-timestamp heads by how well they follow the teacher's word timings",
     ),
     "run": Command("recipe:RunOptions", cmd_run, "run the stages of a YAML recipe (finished stages are skipped)"),
     "demo": Command(

@@ -226,6 +226,8 @@ def _warm_up(decoder: Decoder, dataset: SpeechDataset, batch_size: int) -> None:
     """The dataset's first batch (its longest clips), decoded once untimed before the timed run: lazy
     initialisation, memory allocation and the shapes of this data are not billed to any model."""
     first = batches_by_length(dataset.utterances, batch_size)[0]
+    if first[0].seconds() > WINDOW_SECONDS:  # long recordings: one warms every window shape up
+        first = first[:1]
     for _ in transcribe_utterances(decoder, first, batch_size, on_skip=lambda utterance, error: None):
         pass
 

@@ -1,0 +1,62 @@
+"""`dwz align-heads`: the student's word-timestamp heads, chosen by how well they follow the teacher's timings."""
+
+import json
+
+import pytest
+import torch
+
+from distil_whisper_zh.alignment import AlignHeadsOptions, choose_heads, head_errors, teacher_timings
+from distil_whisper_zh.audio import load_audio
+from distil_whisper_zh.cli import main
+from distil_whisper_zh.errors import DwzError
+from distil_whisper_zh.models import load_whisper
+from distil_whisper_zh.student import CreateStudentOptions, create_student
+
+
+def test_the_best_following_heads_are_chosen():
+    errors = torch.tensor([[0.9, 0.2, 1.5], [0.1, 2.0, 0.3]])
+    chosen = choose_heads(errors, 3)
+    assert [(h.layer, h.head) for h in chosen] == [(1, 0), (0, 1), (1, 2)]
+    assert [h.error for h in chosen] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_head_errors_measure_each_head_against_the_teachers_times(tiny_model_dir, real_clips):
+    teacher = load_whisper(str(tiny_model_dir))
+    audio = load_audio(real_clips[0]["path"])
+    tokens, times = teacher_timings(teacher, audio)
+    assert len(tokens) == len(times) and torch.all(times[1:] >= times[:-1])  # DTW times never go back
+    eos = teacher.processor.tokenizer.eos_token_id
+    errors = head_errors(teacher, audio, tokens, times, eos)
+    config = teacher.model.config
+    assert errors.shape == (config.decoder_layers, config.decoder_attention_heads)
+    assert torch.all(errors >= 0) and torch.all(errors <= len(audio) / 16000 + 1)
+
+
+def test_align_heads_writes_the_generation_config_and_the_export_carries_them(
+    tiny_model_dir, small_manifest, real_clips, tmp_path, capsys
+):
+    student = tmp_path / "student"
+    create_student(CreateStudentOptions(teacher=str(tiny_model_dir), out=str(student), decoder_layers=1))
+    argv = ["align-heads", "--model", str(student), "--teacher", str(tiny_model_dir), "--data", str(small_manifest)]
+    assert main([*argv, "--clips", "2", "--heads", "3"]) == 0
+    heads = json.loads((student / "generation_config.json").read_text())["alignment_heads"]
+    assert len(heads) == 3 and all(layer == 0 and 0 <= head < 4 for layer, head in heads)
+    assert "alignment heads of" in capsys.readouterr().out
+    assert main(["export", "--model", str(student), "--out", str(tmp_path / "ct2"), "--quantization", "float32"]) == 0
+    assert json.loads((tmp_path / "ct2" / "config.json").read_text())["alignment_heads"] == heads
+
+    from faster_whisper import WhisperModel
+
+    audio = load_audio(real_clips[0]["path"])
+    segments, _ = WhisperModel(str(tmp_path / "ct2"), device="cpu").transcribe(
+        audio, language="zh", word_timestamps=True, temperature=0.0, condition_on_previous_text=False
+    )
+    words = [word for segment in segments for word in segment.words]
+    assert words and all(w.start <= w.end for w in words)
+    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert words[-1].end <= len(audio) / 16000 + 0.5
+
+
+def test_align_heads_options_are_checked():
+    with pytest.raises(DwzError, match="--clips and --heads must be at least 1"):
+        AlignHeadsOptions(model="m", teacher="t", data=["d"], heads=0)
