@@ -194,6 +194,7 @@ REQUIRED = {  # each command's required options, as arguments and as a recipe st
         {"student": "s", "teacher": "t", "data": ["d"], "out": "o"},
     ),
     "finetune": (["--model", "m", "--data", "d", "--out", "o"], {"model": "m", "data": ["d"], "out": "o"}),
+    "align-heads": (["--model", "m", "--teacher", "t", "--data", "d"], {"model": "m", "teacher": "t", "data": ["d"]}),
     "run": (["r.yaml"], {"recipe": "r.yaml"}),
     "demo": ([], {}),
     "export": (["--model", "m", "--out", "o"], {"model": "m", "out": "o"}),
