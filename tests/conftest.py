@@ -95,6 +95,13 @@ def real_clips(aishell_rows) -> list[dict]:
     return [{**row, "path": AISHELL_S0150 / row["audio"]} for row in rows]
 
 
+def write_s0150_manifest(rows: list[dict], path: Path) -> Path:
+    """A manifest of S0150 rows with absolute audio paths, written to `path`."""
+    lines = [json.dumps({**row, "audio": str(AISHELL_S0150 / row["audio"])}, ensure_ascii=False) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def small_manifest(real_clips, tmp_path) -> Path:
     """A manifest of three real clips, copied next to it (relative paths)."""

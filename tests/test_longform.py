@@ -50,14 +50,10 @@ def test_segment_checks():
 
 
 def test_evaluate_concat_reports_long_form_timing(tiny_model_dir, aishell_rows, tmp_path):
-    from conftest import AISHELL_S0150
+    from conftest import write_s0150_manifest
 
-    manifest = tmp_path / "clips.jsonl"
     rows = aishell_rows[:10]
-    manifest.write_text(
-        "\n".join(json.dumps({**r, "audio": str(AISHELL_S0150 / r["audio"])}, ensure_ascii=False) for r in rows),
-        encoding="utf-8",
-    )
+    manifest = write_s0150_manifest(rows, tmp_path / "clips.jsonl")
     report = tmp_path / "report"
     argv = ["evaluate", "--model", str(tiny_model_dir), "--data", str(manifest), "--report", str(report)]
     assert main([*argv, "--concat", "31", "--no-fallback"]) == 0
@@ -80,14 +76,10 @@ def test_concat_must_be_longer_than_a_window():
 def test_the_real_teacher_on_a_joined_recording(aishell_rows, tmp_path):
     """whisper-base, window by window on about a minute of joined real clips: its segments are in order, inside
     the audio, cover it, and most joins between clips are segment boundaries."""
-    from conftest import AISHELL_S0150
+    from conftest import write_s0150_manifest
 
-    manifest = tmp_path / "clips.jsonl"
     rows = aishell_rows[40:54]
-    manifest.write_text(
-        "\n".join(json.dumps({**r, "audio": str(AISHELL_S0150 / r["audio"])}, ensure_ascii=False) for r in rows),
-        encoding="utf-8",
-    )
+    manifest = write_s0150_manifest(rows, tmp_path / "clips.jsonl")
     report = tmp_path / "report"
     argv = ["evaluate", "--model", "pypi:whisper-base", "--data", str(manifest), "--report", str(report)]
     assert main([*argv, "--concat", "55"]) == 0

@@ -78,14 +78,10 @@ def independent_cer(references, hypotheses):
 
 
 def test_evaluate_real_teacher_matches_an_independent_scorer(real_clips, aishell_rows, tmp_path):
-    from conftest import AISHELL_S0150
+    from conftest import write_s0150_manifest
 
-    manifest = tmp_path / "clips.jsonl"
     rows = aishell_rows[:12]
-    manifest.write_text(
-        "\n".join(json.dumps({**r, "audio": str(AISHELL_S0150 / r["audio"])}, ensure_ascii=False) for r in rows),
-        encoding="utf-8",
-    )
+    manifest = write_s0150_manifest(rows, tmp_path / "clips.jsonl")
     report = tmp_path / "report"
     assert main(["evaluate", "--model", "pypi:whisper-base", "--data", str(manifest), "--report", str(report)]) == 0
     (result,) = json.loads((report / "report.json").read_text("utf-8"))["results"]
