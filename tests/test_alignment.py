@@ -43,6 +43,10 @@ def test_align_heads_writes_the_generation_config_and_the_export_carries_them(
     heads = json.loads((student / "generation_config.json").read_text())["alignment_heads"]
     assert len(heads) == 3 and all(layer == 0 and 0 <= head < 4 for layer, head in heads)
     assert "alignment heads of" in capsys.readouterr().out
+    report = json.loads((student / "alignment_heads.json").read_text())
+    assert report["clips"] == 2 and len(report["errors"]) == 1 and len(report["errors"][0]) == 4
+    assert sorted([h["layer"], h["head"]] for h in report["chosen"]) == sorted(heads)
+    assert sorted(h["error"] for h in report["chosen"]) == pytest.approx(sorted(report["errors"][0])[:3], abs=1e-4)
     assert main(["export", "--model", str(student), "--out", str(tmp_path / "ct2"), "--quantization", "float32"]) == 0
     assert json.loads((tmp_path / "ct2" / "config.json").read_text())["alignment_heads"] == heads
 

@@ -12,7 +12,7 @@ gives that token, and keeps the heads that follow it best. They are saved in the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +31,7 @@ from .screening import load_checked
 
 SECONDS_PER_POSITION = 0.02  # an encoder position covers 20 ms of audio
 GENERATION_CONFIG = "generation_config.json"
+REPORT = "alignment_heads.json"  # beside it: every head's error, the clips and the teacher measured against
 
 
 @dataclass
@@ -109,7 +110,17 @@ def choose_heads(errors: torch.Tensor, count: int) -> list[HeadScore]:
     return sorted(scores, key=lambda s: s.error)[:count]
 
 
-def align_heads(options: AlignHeadsOptions) -> list[HeadScore]:
+@dataclass
+class AlignedHeads:
+    chosen: list[HeadScore]  # best first
+    previous: list[HeadScore]  # the heads the generation config had, measured the same way
+
+    @staticmethod
+    def mean(scores: list[HeadScore]) -> float | None:
+        return sum(s.error for s in scores) / len(scores) if scores else None
+
+
+def align_heads(options: AlignHeadsOptions) -> AlignedHeads:
     """Measure the student's heads on the clips and write the best ones into its generation config."""
     configure_threads(options.threads)
     folder = Path(resolve_model(options.model))
@@ -123,11 +134,30 @@ def align_heads(options: AlignHeadsOptions) -> list[HeadScore]:
         tokens, times = teacher_timings(teacher, audio)
         errors = head_errors(student, audio, tokens, times, eos)
         total = errors if total is None else total + errors
-    chosen = choose_heads(total / len(audios), options.heads)
+    errors = total / len(audios)
+    chosen = choose_heads(errors, options.heads)
     config = json.loads((folder / GENERATION_CONFIG).read_text(encoding="utf-8"))
+    layers, heads = errors.shape
+    previous = [
+        HeadScore(layer, head, float(errors[layer, head]))
+        for layer, head in config.get("alignment_heads") or []
+        if layer < layers and head < heads
+    ]
     config["alignment_heads"] = [[score.layer, score.head] for score in sorted(chosen, key=lambda s: (s.layer, s.head))]
     write_text_atomic(folder / GENERATION_CONFIG, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    return chosen
+    result = AlignedHeads(chosen, previous)
+    report = {
+        "teacher": options.teacher,
+        "data": options.data,
+        "clips": len(audios),
+        "chosen": [asdict(h) for h in chosen],
+        "previous": [asdict(h) for h in previous],
+        "mean_error_chosen": AlignedHeads.mean(chosen),
+        "mean_error_previous": AlignedHeads.mean(previous),
+        "errors": [[round(float(e), 4) for e in row] for row in errors],
+    }
+    write_text_atomic(folder / REPORT, json.dumps(report, indent=2) + "\n")
+    return result
 
 
 def _clips(specs: list[str], count: int) -> list:

@@ -118,11 +118,14 @@ def options_classes() -> dict[str, type]:
 
 
 def cmd_align_heads(options) -> None:
-    from .alignment import align_heads
+    from .alignment import AlignedHeads, align_heads
 
-    chosen = align_heads(options)
-    described = ", ".join(f"layer {h.layer} head {h.head} ({h.error:.2f} s)" for h in chosen)
+    result = align_heads(options)
+    described = ", ".join(f"layer {h.layer} head {h.head} ({h.error:.2f} s)" for h in result.chosen)
     print(f"alignment heads of {options.model}: {described} -> {options.model}/generation_config.json")
+    if result.previous:
+        print(f"mean distance to the teacher's token times: {AlignedHeads.mean(result.chosen):.2f} s (the heads it "
+              f"had: {AlignedHeads.mean(result.previous):.2f} s)")  # fmt: skip
 
 
 def cmd_run(options) -> None:
