@@ -61,6 +61,21 @@ def test_align_heads_writes_the_generation_config_and_the_export_carries_them(
     assert all(a.start <= b.start for a, b in itertools.pairwise(words))
     assert words[-1].end <= len(audio) / 16000 + 0.5
 
+    capsys.readouterr()
+    clip = str(real_clips[0]["path"])
+    argv = ["transcribe", "--model", str(tmp_path / "ct2"), clip, "--format", "json", "--word-timestamps"]
+    assert main([*argv, "--no-fallback"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    timed = [word for segment in row["segments"] for word in segment["words"]]
+    assert timed and all(w["start"] <= w["end"] <= row["audio_seconds"] + 0.5 for w in timed)
+    assert all(w["text"] in segment["text"] for segment in row["segments"] for w in segment["words"])
+
+
+def test_word_timestamps_need_ctranslate2(tiny_model_dir, real_clips, capsys):
+    argv = ["transcribe", "--model", str(tiny_model_dir), str(real_clips[0]["path"]), "--word-timestamps"]
+    assert main(argv) == 2
+    assert "--word-timestamps runs through faster-whisper" in capsys.readouterr().err
+
 
 def test_align_heads_options_are_checked():
     with pytest.raises(DwzError, match="--clips and --heads must be at least 1"):

@@ -30,6 +30,7 @@ from .decoding import (
     Segment,
     Transcript,
     WhisperDecoder,
+    Word,
     decode_with_fallback,
     text_compression_ratio,
     token_cap,
@@ -137,6 +138,7 @@ def make_decoder(
     backend: BackendOptions | None = None,
     runtime: Runtime | None = None,
     timestamps: bool = False,
+    word_timestamps: bool = False,
 ) -> Decoder:
     """A ready decoder for `model` on the runtime chosen by `backend` (see the module docstring)."""
     backend = backend or BackendOptions()
@@ -145,7 +147,9 @@ def make_decoder(
     if chosen == "ctranslate2":
         if backend.assistant:
             raise DwzError(f"--assistant needs the transformers backend; {model} runs on CTranslate2 ({EXPORT_HINT})")
-        return CTranslate2Decoder(model, ct2_model_dir(model), decoding, runtime, backend, timestamps)
+        return CTranslate2Decoder(model, ct2_model_dir(model), decoding, runtime, backend, timestamps, word_timestamps)
+    if word_timestamps:
+        raise DwzError(f"--word-timestamps runs through faster-whisper: {model} runs on transformers ({EXPORT_HINT})")
     if backend.vad:
         raise DwzError("--vad runs through faster-whisper: use a CTranslate2 model or --backend ctranslate2")
     if backend.compute_type != "default":
@@ -176,6 +180,7 @@ class CTranslate2Decoder:
         runtime: Runtime,
         backend: BackendOptions,
         timestamps: bool = False,
+        word_timestamps: bool = False,
     ):
         try:
             import ctranslate2
@@ -189,6 +194,7 @@ class CTranslate2Decoder:
         self.model_dir = model_dir
         self.options = options
         self.timestamps = timestamps
+        self.word_timestamps = word_timestamps  # the model's alignment heads (dwz align-heads for a student)
         self.vad = backend.vad
         self.compute_type = backend.compute_type
         try:
@@ -244,7 +250,7 @@ class CTranslate2Decoder:
         return [self._transcript(ids, cap, tries) for ids, tries in zip(tokens, retries, strict=True)]
 
     def _through_faster_whisper(self, prepared: Prepared) -> bool:
-        return prepared.long_form or self.vad or self.timestamps
+        return prepared.long_form or self.vad or self.timestamps or self.word_timestamps
 
     def _generate(self, features: np.ndarray, temperature: float, cap: int) -> list[list[int]]:
         sampled = temperature > 0
@@ -292,14 +298,21 @@ class CTranslate2Decoder:
             max_new_tokens=cap,
             vad_filter=self.vad,
             vad_parameters=self._vad_options() if self.vad else None,
+            word_timestamps=self.word_timestamps,
         )
         segments = list(segments)  # a generator: decoding happens here
         raw = "".join(segment.text for segment in segments).strip()
         num_tokens = sum(1 for segment in segments for token in segment.tokens if token < self.eos)
-        shown = [Segment(s.start, s.end, self._shown(s.text.strip())) for s in segments if s.text.strip()]
+        shown = [
+            Segment(s.start, s.end, self._shown(s.text.strip()), self._words(s)) for s in segments if s.text.strip()
+        ]
         hit_cap = seconds <= WINDOW_SECONDS and num_tokens >= cap
         ratio = text_compression_ratio(raw)
         return Transcript(self._shown(raw), raw, num_tokens, hit_cap, ratio, shown, vad_removed=removed)
+
+    def _words(self, segment) -> tuple[Word, ...]:
+        words = segment.words or []
+        return tuple(Word(w.start, w.end, self._shown(w.word.strip())) for w in words if w.word.strip())
 
     @staticmethod
     def _vad_options():

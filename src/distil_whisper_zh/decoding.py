@@ -70,12 +70,22 @@ class DecodingOptions:
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word (for Mandarin mostly a character or two) and its time in seconds, from the alignment heads."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Segment:
     """A stretch of a recording and its text; times in seconds from the start of the audio."""
 
     start: float
     end: float
     text: str  # as shown to the user (Simplified if asked)
+    words: tuple[Word, ...] = ()  # with --word-timestamps
 
 
 @dataclass

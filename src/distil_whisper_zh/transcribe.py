@@ -45,6 +45,8 @@ class TranscribeOptions:
     # longer recordings are always decoded window by window, with timestamps
     timestamps: bool = False
     """segment timestamps inside each 30-s window too (otherwise one segment per recording up to 30 s)"""
+    word_timestamps: bool = False
+    """each segment's words with start and end times in json output (CTranslate2 models; see dwz align-heads)"""
     strict: bool = neutral(False)
     """stop with an error at any bad file (otherwise: skip it, list it in skipped.jsonl beside --output)"""
     runtime: RuntimeOptions = field(default_factory=lambda: RuntimeOptions(batch_size=8))
@@ -114,7 +116,9 @@ def _transcribe_usable(
 ) -> dict[str, tuple[dict, Transcript]]:
     device = resolve_device(options.runtime.device)
     runtime = Runtime(device, resolve_dtype(options.runtime.dtype, device), threads)
-    decoder = make_decoder(options.model, options.decoding, options.backend, runtime, timestamps=options.timestamps)
+    decoder = make_decoder(
+        options.model, options.decoding, options.backend, runtime, options.timestamps, options.word_timestamps
+    )
 
     def on_skip(utterance: Utterance, error) -> None:
         log.add_strictly(skip_record(utterance, error.kind, error.reason))
@@ -127,7 +131,7 @@ def _transcribe_usable(
             row = {"path": utterance.id, "text": transcript.text, "audio_seconds": round(item.audio_seconds, 3)}
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
             transcript.segments = transcript.segments or whole_recording(transcript, item.audio_seconds)
-            row["segments"] = [{"start": s.start, "end": s.end, "text": s.text} for s in transcript.segments]
+            row["segments"] = [segment_row(s) for s in transcript.segments]
             if options.backend.vad:
                 row["vad_removed"] = [list(r) for r in transcript.vad_removed]
                 report_vad(utterance.id, transcript.vad_removed)
@@ -141,6 +145,13 @@ def report_vad(path: str, removed: list[tuple[float, float]]) -> None:
         total = sum(end - start for start, end in removed)
         ranges = ", ".join(f"{start:.1f}-{end:.1f}" for start, end in removed)
         print(f"dwz transcribe: --vad left out {total:.1f} s of {path}: {ranges}", file=sys.stderr)
+
+
+def segment_row(segment: Segment) -> dict:
+    row = {"start": segment.start, "end": segment.end, "text": segment.text}
+    if segment.words:
+        row["words"] = [{"start": w.start, "end": w.end, "text": w.text} for w in segment.words]
+    return row
 
 
 def whole_recording(transcript: Transcript, seconds: float) -> list[Segment]:
