@@ -33,6 +33,14 @@ def test_head_errors_measure_each_head_against_the_teachers_times(tiny_model_dir
     assert torch.all(errors >= 0) and torch.all(errors <= len(audio) / 16000 + 1)
 
 
+def test_a_clip_without_text_is_not_measured(tiny_model_dir, real_clips):
+    student = load_whisper(str(tiny_model_dir))
+    eos = student.processor.tokenizer.eos_token_id
+    prompt_only = [50258, 50260, 50359, 50363, eos]  # <|startoftranscript|><|zh|><|transcribe|><|notimestamps|>
+    audio = load_audio(real_clips[0]["path"])
+    assert head_errors(student, audio, prompt_only, torch.zeros(len(prompt_only)), eos) is None
+
+
 def test_align_heads_writes_the_generation_config_and_the_export_carries_them(
     tiny_model_dir, small_manifest, real_clips, tmp_path, capsys
 ):

@@ -378,3 +378,11 @@ def test_an_interrupted_run_of_an_older_toolkit_version_resumes(
     assert "(resuming at 2)" in capsys.readouterr().out
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").open()]
     assert steps == [1, 2, 3, 4]
+
+
+def test_a_checkpoint_of_the_previous_version_is_still_this_run():
+    from distil_whisper_zh.training.identity import upgraded
+
+    saved = {"student": "s", "eval_data": ["dev"], "training": {"freeze_encoder": True, "strict": False, "seed": 0}}
+    assert upgraded(saved) == {"student": "s", "training": {"train_encoder": False, "seed": 0, "eval_data": ["dev"]}}
+    assert upgraded({"student": "s"}) == {"student": "s"}

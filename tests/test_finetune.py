@@ -108,3 +108,11 @@ def test_adalora_plans_its_schedule_from_epochs(tiny_model_dir, small_manifest, 
     assert summary.steps == 2 * clips
     saved = torch.load(tmp_path / "out" / "checkpoints" / "last" / "adapter_state.pt", weights_only=False)
     assert saved["rank_pattern"]  # the budget was allocated on the planned schedule
+
+
+def test_adapting_the_encoder_does_not_change_the_callers_training_options():
+    training = TrainingOptions()
+    options = FinetuneOptions(
+        model="m", data=["d"], out="o", adalora=AdaLoraOptions(adapt_encoder=True), training=training
+    )
+    assert options.training.train_encoder and not training.train_encoder

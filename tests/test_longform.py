@@ -46,6 +46,7 @@ def test_segment_checks():
     timing = timing_checks(rows)
     assert (timing.recordings, timing.out_of_order, timing.past_end) == (2, 0, 1)
     assert (timing.joins, timing.joins_found, timing.joins_found_share) == (3, 2, 2 / 3)
+    assert timing.decoys_found == 1  # mid-clip points 2.5 and 7.25 (none near), 3.0 (a boundary there)
     assert timing.longest_silence == 1.0  # 9.0 -> 10.0 of the first recording
 
 

@@ -152,3 +152,12 @@ def test_a_clip_made_again_is_labelled_again(tiny_model_dir, small_manifest, tmp
     (remade,) = changed
     twin = next(i for i in after if i != remade and after[i]["audio"].endswith(clips[1].name))
     assert after[remade]["teacher_raw"] == after[twin]["teacher_raw"]  # labelled from the new audio
+
+
+def test_labels_of_the_previous_version_are_still_added_to():
+    from distil_whisper_zh.pseudo_label import upgraded_labels_run
+
+    old = {"teacher": "t", "decoding": {"language": "zh", "temperature_fallback": True, "simplified": True}}
+    assert upgraded_labels_run(old) == {
+        "teacher": "t", "decoding": {"language": "zh", "fallback": True, "keep_script": False},
+    }  # fmt: skip

@@ -255,3 +255,40 @@ def test_until_stops_after_the_named_stage(tmp_path, commands):
     assert run_recipe(Recipe(tmp_path, stages), commands, calls) == ["c"]
     with pytest.raises(DwzError, match="--until 'z': the recipe's stages are a, b, c"):
         run_recipe(Recipe(tmp_path, stages), commands, calls, until="z")
+
+
+def test_recipe_keys_read_like_the_command_line(tmp_path, commands):
+    def options(command, values):
+        return plan_stage(Stage("s", command, values), tmp_path, commands).options
+
+    labels = {"teacher": "t", "data": "d", "out": "o"}
+    assert options("pseudo-label", {**labels, "no-fallback": True}).decoding.fallback is False  # --no-fallback
+    assert options("pseudo-label", {**labels, "fallback": False}).decoding.fallback is False
+    distill = {"student": "s", "teacher": "t", "data": "d", "out": "o"}
+    assert options("distill", {**distill, "mixed-precision": False}).training.mixed_precision == "no"  # YAML `no`
+    with pytest.raises(DwzError, match="no option 'args'; name the arguments: data, out"):
+        options("split", {"args": ["d"], "out": "o"})
+
+
+def test_a_training_stage_stopped_early_is_not_done(tmp_path, commands):
+    calls = Calls()
+    stage = Stage("d", "distill", {"student": "s", "teacher": "t", "data": ["l"], "out": "o", "stop-after-steps": 5})
+    assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == ["d"]
+    del stage.options["stop-after-steps"]
+    assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == ["d"]  # to be finished, not skipped
+    assert calls[-1][1].training.stop_after_steps is None
+    assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == []
+
+
+def test_a_stage_marker_from_before_a_new_option_still_counts(tmp_path, commands):
+    stage = Stage("s", "split", {"data": "x.jsonl", "out": "o"})
+    calls = Calls()
+    run_recipe(Recipe(tmp_path, [stage]), commands, calls)
+    marker = tmp_path / ".dwz-run" / "s.json"
+    recorded = json.loads(marker.read_text())
+    del recorded["options"]["seed"]  # an option this marker predates, at its default today
+    marker.write_text(json.dumps(recorded))
+    assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == []
+    recorded["options"]["seed"] = "other"
+    marker.write_text(json.dumps(recorded))
+    assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == ["s"]

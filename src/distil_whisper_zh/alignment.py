@@ -26,6 +26,7 @@ from .errors import DwzError
 from .files import write_text_atomic
 from .models import LoadedWhisper, load_whisper, resolve_model
 from .models.encoder import encode
+from .options import neutral
 from .runtime import configure_threads
 from .screening import load_checked
 
@@ -48,7 +49,7 @@ class AlignHeadsOptions:
     """clips measured"""
     heads: int = 4
     """alignment heads kept (the best-following ones)"""
-    threads: int | None = None
+    threads: int | None = neutral()
     """CPU threads for torch (None: $DWZ_NUM_THREADS, else half the cores)"""
 
     def __post_init__(self) -> None:
@@ -81,8 +82,9 @@ def teacher_timings(teacher: LoadedWhisper, audio) -> tuple[list[int], torch.Ten
 
 
 @torch.no_grad()
-def head_errors(student: LoadedWhisper, audio, tokens: list[int], times: torch.Tensor, eos: int) -> torch.Tensor:
-    """(layers, heads): mean |time the head attends most - teacher's time| over the clip's text tokens."""
+def head_errors(student: LoadedWhisper, audio, tokens: list[int], times: torch.Tensor, eos: int) -> torch.Tensor | None:
+    """(layers, heads): mean |time the head attends most - teacher's time| over the clip's text tokens (None when
+    the teacher wrote no text for the clip)."""
     context = AudioContext.of(student.model.config)
     features = student.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
     features = features.input_features.to(student.device, student.model.dtype)
@@ -94,6 +96,8 @@ def head_errors(student: LoadedWhisper, audio, tokens: list[int], times: torch.T
     if not output.cross_attentions:
         raise DwzError(f"{student.name}: the model returned no cross-attention weights to measure")
     text = [i for i, token in enumerate(tokens) if token < eos and i > 0]  # text tokens (timestamps are > eos)
+    if not text:
+        return None  # the teacher heard nothing to time
     positions = min(states.shape[1], round(len(audio) / SAMPLE_RATE / SECONDS_PER_POSITION))
     errors = []
     for attention in output.cross_attentions:  # (1, heads, tokens, positions) per layer
@@ -129,12 +133,11 @@ def align_heads(options: AlignHeadsOptions) -> AlignedHeads:
     audios = _clips(options.data, options.clips)
     student, teacher = load_whisper(options.model), load_whisper(options.teacher)
     eos = student.processor.tokenizer.eos_token_id
-    total = None
-    for audio in audios:
-        tokens, times = teacher_timings(teacher, audio)
-        errors = head_errors(student, audio, tokens, times, eos)
-        total = errors if total is None else total + errors
-    errors = total / len(audios)
+    measured = [head_errors(student, audio, *teacher_timings(teacher, audio), eos) for audio in audios]
+    measured = [errors for errors in measured if errors is not None]
+    if not measured:
+        raise DwzError(f"{options.teacher} wrote no text for any of the {len(audios)} clips: nothing to time heads by")
+    errors = torch.stack(measured).mean(0)
     chosen = choose_heads(errors, options.heads)
     config = json.loads((folder / GENERATION_CONFIG).read_text(encoding="utf-8"))
     layers, heads = errors.shape
@@ -149,7 +152,7 @@ def align_heads(options: AlignHeadsOptions) -> AlignedHeads:
     report = {
         "teacher": options.teacher,
         "data": options.data,
-        "clips": len(audios),
+        "clips": len(measured),
         "chosen": [asdict(h) for h in chosen],
         "previous": [asdict(h) for h in previous],
         "mean_error_chosen": AlignedHeads.mean(chosen),

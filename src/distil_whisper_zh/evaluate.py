@@ -172,13 +172,13 @@ def usable_datasets(options: EvaluateOptions, log: SkipLog, report_dir: Path) ->
     for spec in options.data:
         dataset = _limited(_unique_name(load_dataset_spec(spec), names), options.limit)
         names.add(dataset.name)
+        if options.concat:  # named first: its skipped clips are listed under the name its result has
+            dataset = _renamed(dataset, f"{dataset.name}-concat{options.concat:g}", dataset.utterances)
         log.extend(dataset.skipped)
         usable = screen(dataset.utterances, SCORABLE_JOINED if options.concat else SCORABLE, log, dataset.name)
-        if usable and options.concat:
-            name = f"{dataset.name}-concat{options.concat:g}"
-            datasets.append(_renamed(dataset, name, join_clips(usable, options.concat)))
-        elif usable:
-            datasets.append(SpeechDataset(dataset.name, dataset.spec, usable, dataset.skipped))
+        if usable:
+            utterances = join_clips(usable, options.concat) if options.concat else usable
+            datasets.append(SpeechDataset(dataset.name, dataset.spec, utterances, dataset.skipped))
     report_dir.mkdir(parents=True, exist_ok=True)
     log.write(report_dir / SKIPPED_FILE)
     log.check_strict()

@@ -9,6 +9,7 @@ derived from the number of steps. Checkpoints and the final OUT hold the adapter
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -76,7 +77,8 @@ class FinetuneOptions:
         if self.adalora.target_r > self.adalora.init_r or self.adalora.target_r < 1:
             raise DwzError(f"--target-r must be in 1..--init-r ({self.adalora.init_r}), got {self.adalora.target_r}")
         if self.method == "adalora" and self.adalora.adapt_encoder:
-            self.training.train_encoder = True  # the encoder's adapters learn: its states change every step
+            # the encoder's adapters learn: its states change every step (a copy: the caller's options stay theirs)
+            self.training = dataclasses.replace(self.training, train_encoder=True)
         if self.adalora.adapt_encoder and self.training.cache_encoder_states:
             raise DwzError("--adapt-encoder changes the encoder: it cannot be combined with --cache-encoder-states")
 

@@ -8,6 +8,7 @@ window left without text).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,6 +60,8 @@ class LongFormTiming:
     past_end: int  # recordings with a segment ending after the audio does
     joins: int  # true joins between clips
     joins_found: int  # joins with a segment boundary within JOIN_TOLERANCE seconds
+    # the same count at the middle of each clip, where no join is: what boundaries placed anyhow would score
+    decoys_found: int
     longest_silence: float  # seconds: the longest stretch of a recording no segment covers (a lost window shows)
 
     @property
@@ -68,7 +71,7 @@ class LongFormTiming:
 
 def timing_checks(rows: Sequence[dict]) -> LongFormTiming:
     """Checks of decoded rows that carry `segments`, `joins` and `audio_seconds`."""
-    out_of_order = past_end = joins = found = 0
+    out_of_order = past_end = joins = found = decoys = 0
     longest = 0.0
     for row in rows:
         segments, duration = row[SEGMENTS_FIELD], row["audio_seconds"]
@@ -76,9 +79,19 @@ def timing_checks(rows: Sequence[dict]) -> LongFormTiming:
         past_end += any(end > duration + END_TOLERANCE for _, end in segments)
         boundaries = [t for segment in segments for t in segment]
         joins += len(row[JOINS_FIELD])
-        found += sum(any(abs(t - join) <= JOIN_TOLERANCE for t in boundaries) for join in row[JOINS_FIELD])
+        found += boundaries_near(row[JOINS_FIELD], boundaries)
+        decoys += boundaries_near(midpoints([0.0, *row[JOINS_FIELD], duration])[: len(row[JOINS_FIELD])], boundaries)
         longest = max(longest, longest_uncovered(segments, duration))
-    return LongFormTiming(len(rows), out_of_order, past_end, joins, found, round(longest, 2))
+    return LongFormTiming(len(rows), out_of_order, past_end, joins, found, decoys, round(longest, 2))
+
+
+def boundaries_near(times: Sequence[float], boundaries: Sequence[float]) -> int:
+    """How many of `times` have a segment boundary within JOIN_TOLERANCE seconds."""
+    return sum(any(abs(b - t) <= JOIN_TOLERANCE for b in boundaries) for t in times)
+
+
+def midpoints(edges: Sequence[float]) -> list[float]:
+    return [(a + b) / 2 for a, b in itertools.pairwise(edges)]
 
 
 def in_order(segments: Sequence[Sequence[float]]) -> bool:

@@ -94,11 +94,9 @@ def from_mapping(cls: type[T], values: dict[str, Any], where: str) -> T:
     known = option_fields(cls)
     nested: dict[tuple[str, ...], dict[str, Any]] = {}
     for key, value in values.items():
-        name = str(key).replace("-", "_")
+        name, value = _switch_name(str(key).replace("-", "_"), value, known)
         if name not in known:
-            close = difflib.get_close_matches(name, list(known), n=1)
-            hint = f"; did you mean {cli_name(close[0])!r}?" if close else ""
-            raise DwzError(f"{where}: no option {key!r}{hint}")
+            raise DwzError(f"{where}: no option {key!r}{_hint(name, known)}")
         option = known[name]
         nested.setdefault(option.path[:-1], {})[name] = _checked(value, option.type, f"{where}: {cli_name(name)}")
     given = {name for values in nested.values() for name in values}
@@ -106,6 +104,22 @@ def from_mapping(cls: type[T], values: dict[str, Any], where: str) -> T:
     if missing:
         raise DwzError(f"{where}: needs {', '.join(missing)}")
     return _build(cls, (), nested)
+
+
+def _switch_name(name: str, value: Any, known: dict[str, OptionField]) -> tuple[str, Any]:
+    """`no-fallback: true` as on the command line (`--no-fallback`) is `fallback: false`."""
+    base = name.removeprefix("no_")
+    if name not in known and base in known and known[base].field.default is True and isinstance(value, bool):
+        return base, not value
+    return name, value
+
+
+def _hint(name: str, known: dict[str, OptionField]) -> str:
+    if name == "args":  # positional arguments have names too
+        required = [cli_name(n) for n, o in known.items() if _required(o.field)]
+        return f"; name the arguments: {', '.join(required)}" if required else ""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {cli_name(close[0])!r}?" if close else ""
 
 
 def _required(f: dataclasses.Field) -> bool:
@@ -141,6 +155,8 @@ def _checked(value: Any, kind: Any, where: str) -> Any:
         others = [a for a in args if a is not type(None)]
         return _checked(value, others[0], where) if len(others) == 1 else value
     if origin is typing.Literal:
+        if value is False and "no" in args:  # YAML 1.1 reads a bare `no` as false
+            value = "no"
         if value not in args:
             raise DwzError(f"{where} is {value!r}: choose one of {', '.join(map(str, args))}")
         return value

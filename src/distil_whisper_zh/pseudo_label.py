@@ -169,11 +169,22 @@ def run_identity(options: PseudoLabelOptions) -> dict:
     )
 
 
+def upgraded_labels_run(saved: dict) -> dict:
+    """A run.json of an earlier version in today's terms (the decoding options `temperature_fallback` and
+    `simplified` became `fallback` and `keep_script`), so labels made before an update are still added to."""
+    decoding = {**saved.get("decoding", {})}
+    if "temperature_fallback" in decoding:
+        decoding["fallback"] = decoding.pop("temperature_fallback")
+    if "simplified" in decoding:
+        decoding["keep_script"] = not decoding.pop("simplified")
+    return {**saved, "decoding": decoding} if "decoding" in saved else saved
+
+
 def check_same_run(out: Path, identity: dict) -> None:
     """Record this run's identity in OUT/run.json; refuse to add to labels another teacher or options made."""
     record = out / RUN_FILE
     has_labels = (out / LABELS_FILE).is_file() or any(out.glob("labels.part-*.jsonl"))
-    saved = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    saved = upgraded_labels_run(json.loads(record.read_text(encoding="utf-8"))) if record.is_file() else None
     if has_labels and saved != identity:
         differ = sorted(k for k in identity if saved is None or saved.get(k) != identity[k])
         what = ", ".join(f"{k} {saved.get(k)!r} -> {identity[k]!r}" for k in differ) if saved else "no run.json"

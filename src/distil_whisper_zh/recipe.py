@@ -24,7 +24,8 @@ import yaml
 from tyro.conf import Positional
 
 from .errors import DwzError
-from .options import from_mapping, identity
+from .options import defaults, from_mapping, identity
+from .training.identity import same_run
 
 RESUMABLE = {"distill", "finetune"}
 STATE_DIR = ".dwz-run"
@@ -99,9 +100,29 @@ class StagePlan:
     options: Any
 
     def identity(self) -> dict[str, Any]:
-        """What the stage computes: its command and options, without those that change only how it runs."""
-        options = self.options if self.command == SHELL else identity(self.options)
-        return {"command": self.command, "options": options}
+        """What the stage computes: its command and options, without those that change only how it runs; a
+        training stage stopped early (--stop-after-steps) is not done, so the stop counts here."""
+        if self.command == SHELL:
+            return {"command": SHELL, "options": self.options}
+        what = {"command": self.command, "options": identity(self.options)}
+        if self.command in RESUMABLE:
+            what["stops_after"] = self.options.training.stop_after_steps
+        return what
+
+    def same_as(self, recorded: Any) -> bool:
+        """Whether a stage marker records this stage. Options the marker predates count as their defaults (a
+        toolkit update that adds options does not rerun finished stages)."""
+        what = self.identity()
+        if not isinstance(recorded, dict) or recorded.get("command") != self.command:
+            return False
+        if self.command == SHELL:
+            return recorded == what
+        options = recorded.get("options")
+        return (
+            isinstance(options, dict)
+            and same_run(options, what["options"], defaults(type(self.options)))
+            and recorded.get("stops_after") == what.get("stops_after")
+        )
 
     def resumed(self) -> Any:
         """The options with `resume` set (a training stage that started with these same options)."""
@@ -147,10 +168,10 @@ def run_recipe(
     for plan in plans:
         done, started = state_dir / f"{plan.name}.json", state_dir / f"{plan.name}.started.json"
         what = plan.identity()
-        if not ran and _recorded(done) == what:
+        if not ran and plan.same_as(_recorded(done)):
             print(f"[dwz run] {plan.name}: done before, skipped", flush=True)
             continue
-        resume = plan.command in RESUMABLE and _recorded(started) == what and not ran
+        resume = plan.command in RESUMABLE and plan.same_as(_recorded(started)) and not ran
         done.unlink(missing_ok=True)
         started.write_text(json.dumps(what, indent=1))
         print(f"[dwz run] {plan.name}: dwz {plan.command}{' (resumed)' if resume else ''}", flush=True)

@@ -76,16 +76,18 @@ def long_form_lines(results: list[dict]) -> list[str]:
     lines = [
         "",
         "Long-form (clips joined into recordings): segments out of order or past the end of the audio (recordings), "
-        "joins between clips with a segment boundary within 1 s, and the longest stretch no segment covers.",
+        "joins between clips with a segment boundary within 1 s (and, as chance, mid-clip points that have one), "
+        "and the longest stretch no segment covers.",
         "",
-        "| model | backend | dataset | recordings | out of order | past the end | joins found | uncovered (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | backend | dataset | recordings | out of order | past end | joins found | chance | uncovered (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["long_form"]
         lines.append(
             f"| {r['model']} | {r.get('backend', 'transformers')} | {r['dataset']} | {t['recordings']} | "
-            f"{t['out_of_order']} | {t['past_end']} | {t['joins_found']}/{t['joins']} | {t['longest_silence']:.1f} |"
+            f"{t['out_of_order']} | {t['past_end']} | {t['joins_found']}/{t['joins']} | "
+            f"{t.get('decoys_found', 'n/a')}/{t['joins']} | {t['longest_silence']:.1f} |"
         )
     return lines
 

@@ -25,3 +25,19 @@ def same_run(saved: dict, current: dict, defaults: dict) -> bool:
         elif saved[key] != value:
             return False
     return True
+
+
+def upgraded(saved: dict) -> dict:
+    """A run identity written by an earlier version in today's terms, so its killed run still continues:
+    `freeze_encoder` became `train_encoder`, `eval_data` moved into the training options, and options that never
+    changed what a run computes (`strict`) are no longer recorded."""
+    saved = {**saved}
+    training = {**saved.get("training", {})}
+    if "freeze_encoder" in training:
+        training["train_encoder"] = not training.pop("freeze_encoder")
+    training.pop("strict", None)
+    if "eval_data" in saved:
+        training["eval_data"] = saved.pop("eval_data")
+    if training or "training" in saved:
+        saved["training"] = training
+    return saved

@@ -46,7 +46,7 @@ from .checkpoint import (
     write_model_files,
 )
 from .data import Example, dev_cer, load_eval_data, load_training_data, training_data_fingerprint
-from .identity import RUN_FILE, same_run
+from .identity import RUN_FILE, same_run, upgraded
 from .layers import freeze_encoder_layers, set_dropout
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
@@ -190,7 +190,8 @@ class Trainer:
             return False
         saved = self.last_dir / RUN_FILE
         if self.training.resume or (
-            saved.is_file() and same_run(json.loads(saved.read_text()), self.run_identity(), self.identity_defaults())
+            saved.is_file()
+            and same_run(upgraded(json.loads(saved.read_text())), self.run_identity(), self.identity_defaults())
         ):
             return True
         self.accelerator.print(f"{self.description}: {self.last_dir} is from a run with other options; starting afresh")
@@ -306,6 +307,8 @@ class Trainer:
         parts = [Part(e.utterance.id, e.utterance.load(), e.label_ids[PROMPT_LENGTH:-1]) for e in examples]
         prompt = examples[0].label_ids[: PROMPT_LENGTH - 1]  # <|startoftranscript|> <|zh|> <|transcribe|>
         begin = tokenizer.convert_tokens_to_ids(FIRST_TIMESTAMP)
+        if begin == tokenizer.unk_token_id:
+            raise DwzError(f"--timestamp-share: the tokenizer has no timestamp tokens ({FIRST_TIMESTAMP})")
         windows = join_parts(parts, prompt, begin, tokenizer.eos_token_id)
         audios = [w.audio for w in windows]
         features = self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
