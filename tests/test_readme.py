@@ -46,3 +46,17 @@ def test_table_options_exist(name, row):
     known = parser_options(name)
     unknown = sorted(set(OPTION.findall(row)) - known)
     assert not unknown, f"README.md's row for dwz {name} mentions options it does not have: {', '.join(unknown)}"
+
+
+RESULTS = README.parent / "RESULTS.md"
+COMMAND = re.compile(r"dwz ([a-z][a-z-]*)((?:[^\n`]|\\\n)*)")
+
+
+def test_results_commands_use_options_that_exist():
+    """The commands quoted for the committed results must still run: every option they use exists."""
+    committed = RESULTS.read_text(encoding="utf-8").split("## Earlier sessions")[0]
+    commands = [(m.group(1), m.group(2)) for m in COMMAND.finditer(committed) if m.group(1) in COMMANDS]
+    assert len(commands) > 5
+    for name, rest in commands:
+        unknown = set(OPTION.findall(rest)) - cli_flags(COMMANDS[name].options_class())
+        assert not unknown, f"RESULTS.md runs dwz {name} with options it does not have: {sorted(unknown)}"
