@@ -28,4 +28,7 @@ def chance(report_dir: Path) -> dict[str, dict[str, int]]:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        sys.exit(0 if len(sys.argv) == 2 else 2)
     print(json.dumps(chance(Path(sys.argv[1])), indent=2))
