@@ -50,7 +50,7 @@ def test_segment_checks():
     assert timing.longest_silence == 1.0  # 9.0 -> 10.0 of the first recording
 
 
-def test_evaluate_concat_reports_long_form_timing(tiny_model_dir, aishell_rows, tmp_path):
+def test_evaluate_concat_reports_long_form_timing(tiny_model_dir, aishell_rows, tmp_path, capsys):
     from conftest import write_s0150_manifest
 
     rows = aishell_rows[:10]
@@ -58,6 +58,7 @@ def test_evaluate_concat_reports_long_form_timing(tiny_model_dir, aishell_rows, 
     report = tmp_path / "report"
     argv = ["evaluate", "--model", str(tiny_model_dir), "--data", str(manifest), "--report", str(report)]
     assert main([*argv, "--concat", "31", "--no-fallback"]) == 0
+    assert "joins found" in capsys.readouterr().out
     (result,) = json.loads((report / "report.json").read_text("utf-8"))["results"]
     assert result["dataset"] == "clips-concat31" and result["utterances"] >= 1
     assert result["audio_seconds"] == pytest.approx(sum(r["duration"] for r in rows), abs=0.1)

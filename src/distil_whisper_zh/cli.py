@@ -54,6 +54,7 @@ def cmd_evaluate(options) -> None:
             f"{r.model}\t{r.dataset}\tCER {100 * r.cer:.2f}%\tCER(numerals) {100 * r.cer_numerals:.2f}%\t"
             f"RTF {r.rtf:.3f}\tspeed-up {r.speedup:.2f}x\tskipped {r.skipped}"
             + ("" if r.same_text_as_baseline is None else f"\tsame text {100 * r.same_text_as_baseline:.0f}%")
+            + ("" if r.long_form is None else f"\tjoins found {r.long_form.joins_found}/{r.long_form.joins}")
         )
     skipped = sum(r.skipped for r in results)
     listed = f" ({skipped} skipped clips: {options.report}/skipped.jsonl)" if skipped else ""
