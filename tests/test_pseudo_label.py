@@ -161,3 +161,16 @@ def test_labels_of_the_previous_version_are_still_added_to():
     assert upgraded_labels_run(old) == {
         "teacher": "t", "decoding": {"language": "zh", "fallback": True, "keep_script": False},
     }  # fmt: skip
+
+
+def test_timestamps_keep_segments_whose_text_is_the_label(tiny_model_dir, small_manifest, tmp_path):
+    """--timestamps: every row has `segments`, pieces of its own label text in order inside the clip; the option is
+    part of the run's identity (labels without segments are not added to)."""
+    run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels", timestamps=True))
+    for row in _rows(tmp_path / "labels"):
+        segments = row["segments"]
+        assert "".join(text for _, _, text in segments) == (row["text"] if segments else "")
+        times = [t for start, end, _ in segments for t in (start, end)]
+        assert times == sorted(times) and all(0 <= t <= row["duration"] for t in times)
+    with pytest.raises(DwzError, match="timestamps True -> False"):
+        run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels"))

@@ -149,3 +149,29 @@ def test_pseudo_labels_from_the_packaged_ctranslate2_teacher(aishell_rows, tmp_p
     assert abs(jiwer.cer(references, teacher["hf"]) - jiwer.cer(references, teacher["ct2"])) < 0.1
     for key, row in labels["ct2"].items():  # the labels keep the reference's characters either way
         assert re.sub(r"[，。？！、]", "", row["text"]) == re.sub(r"[，。？！、]", "", labels["hf"][key]["text"])
+
+
+def test_pseudo_label_timestamps_on_a_joined_recording(aishell_rows, tmp_path):
+    """--timestamps on three real clips joined into one file: the teacher's segments become pieces of the label
+    (the reference's characters), in order, inside the audio, and a segment boundary falls near a true join."""
+    import soundfile as sf
+
+    from conftest import AISHELL_S0150
+    from distil_whisper_zh.audio import SAMPLE_RATE, load_audio
+
+    rows = aishell_rows[:3]
+    audios = [load_audio(AISHELL_S0150 / r["audio"]) for r in rows]
+    sf.write(tmp_path / "joined.wav", np.concatenate(audios), SAMPLE_RATE)
+    joins = np.cumsum([len(a) / SAMPLE_RATE for a in audios])[:-1]
+    row = {"id": "joined", "audio": str(tmp_path / "joined.wav"), "text": "".join(r["text"] for r in rows)}
+    (tmp_path / "joined.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    argv = ["pseudo-label", "--teacher", "pypi:whisper-base", "--data", str(tmp_path / "joined.jsonl")]
+    argv += ["--out", str(tmp_path / "labels"), "--punctuation", "transfer", "--timestamps"]
+    assert main([*argv, "--backend", "ctranslate2", "--compute-type", "int8"]) == 0
+    (label,) = map(json.loads, (tmp_path / "labels" / "labels.jsonl").read_text("utf-8").splitlines())
+    segments = label["segments"]
+    assert len(segments) >= 2 and "".join(text for _, _, text in segments) == label["text"]
+    assert re.sub(r"[，。？！、]", "", label["text"]) == row["text"]
+    times = [t for start, end, _ in segments for t in (start, end)]
+    assert times == sorted(times) and times[-1] <= label["duration"]
+    assert min(abs(end - join) for _, end, _ in segments[:-1] for join in joins) < 1.0

@@ -96,3 +96,34 @@ def test_timestamp_share_is_checked():
 
     with pytest.raises(DwzError, match="--timestamp-share is a share of the steps, from 0 to 1, got 1.5"):
         TrainingOptions(timestamp_share=1.5)
+
+
+def test_label_segments_cut_the_label_text_where_the_teachers_segments_end():
+    from distil_whisper_zh.decoding import Segment
+    from distil_whisper_zh.label_segments import label_segments
+
+    # the label keeps the reference's characters (punctuation transfer): the teacher's misheard 汽/门 still align
+    teacher = [Segment(0.009, 2.1, "今天天汽很好,"), Segment(2.3, 4.0, "我门去公园吧。")]
+    label = "今天天气很好，我们去公园吧。"
+    assert label_segments(label, teacher, 4.5) == [[0.0, 2.1, "今天天气很好，"], [2.3, 4.0, "我们去公园吧。"]]
+    # marks and spaces stay with the text before them; the pieces joined are the label exactly
+    pieces = label_segments("「iPhone 手机」很好", [Segment(0, 2, "iPhone手机"), Segment(2.5, 4, "很好")], 4.5)
+    assert [p[2] for p in pieces] == ["「iPhone 手机」", "很好"]
+    # a teacher segment no label character falls in joins the next; times stay inside the clip and in order
+    merged = label_segments("很好", [Segment(0.0, 1.0, "嗯"), Segment(1.2, 9.0, "很好")], 4.5)
+    assert merged == [[0.0, 4.5, "很好"]]
+    overlapping = label_segments("一二三四", [Segment(0.0, 2.0, "一二"), Segment(1.5, 3.0, "三四")], 3.0)
+    assert overlapping == [[0.0, 2.0, "一二"], [2.0, 3.0, "三四"]]
+    assert label_segments("很好", [], 4.5) == [] and label_segments("。", [Segment(0, 1, "好")], 1.0) == []
+
+
+def test_windows_carry_each_clips_own_segment_times(tokenizer):
+    begin, eot = tokenizer.convert_tokens_to_ids("<|0.00|>"), tokenizer.eos_token_id
+    first = Part("a", np.zeros(3 * SAMPLE_RATE, np.float32), [1, 2], [(0.5, 1.0, [1]), (1.5, 2.8, [2])])
+    second = part("b", 2.0, [3])
+    (window,) = join_parts([first, second], [7], begin, eot)
+    steps = {0.5: 25, 1.0: 50, 1.5: 75, 2.8: 140, 3.0: 150, 5.0: 250}
+    assert window.label_ids == [
+        7, begin + steps[0.5], 1, begin + steps[1.0], begin + steps[1.5], 2, begin + steps[2.8],
+        begin + steps[3.0], 3, begin + steps[5.0], eot,
+    ]  # fmt: skip

@@ -26,6 +26,7 @@ from .errors import DwzError
 from .files import write_text_atomic
 from .fingerprint import audio_stamp, digest, model_files_fingerprint
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
+from .label_segments import label_segments
 from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
 from .options import check_choices, neutral
@@ -56,6 +57,9 @@ class PseudoLabelOptions:
     """spell: write the teacher's digits as Chinese numerals, as AISHELL references do"""
     punctuation: Literal["none", "transfer"] = "none"
     """transfer: label = the reference's characters with the teacher's punctuation marks"""
+    timestamps: bool = False
+    """keep the teacher's segment times: each label gets `segments` ([start, end, text], its own text cut where the
+    teacher's segments end), which distill/finetune --timestamp-share windows then teach"""
     strict: bool = neutral(False)
     """stop with an error at any bad clip (otherwise: skip it, list it in OUT/skipped.jsonl)"""
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
@@ -111,7 +115,7 @@ def label_row(
         "edits": [counts.errors, counts.reference_chars] if counts else None,
         "looped": transcript.looped,
         "kept": kept,
-    }
+    } | ({"segments": label_segments(text, transcript.segments, seconds)} if options.timestamps else {})
 
 
 def _audio_path(out: Path, dataset: str, utterance: Utterance) -> str:
@@ -162,6 +166,7 @@ def run_identity(options: PseudoLabelOptions) -> dict:
                 "compute_type": options.backend.compute_type,
                 "numerals": options.numerals,
                 "punctuation": options.punctuation,
+                "timestamps": options.timestamps,
                 "decoding": asdict(options.decoding),
             },
             default=str,
@@ -171,7 +176,9 @@ def run_identity(options: PseudoLabelOptions) -> dict:
 
 def upgraded_labels_run(saved: dict) -> dict:
     """A run.json of an earlier version in today's terms (the decoding options `temperature_fallback` and
-    `simplified` became `fallback` and `keep_script`), so labels made before an update are still added to."""
+    `simplified` became `fallback` and `keep_script`; `timestamps` is new), so labels made before an update are
+    still added to."""
+    saved = {"timestamps": False, **saved}  # before --timestamps, labels had no segments
     decoding = {**saved.get("decoding", {})}
     if "temperature_fallback" in decoding:
         decoding["fallback"] = decoding.pop("temperature_fallback")
@@ -258,7 +265,7 @@ def _label(
         else resolve_device(options.runtime.device)
     )
     runtime = Runtime(device, resolve_dtype(options.runtime.dtype, device), threads)
-    decoder = make_decoder(options.teacher, options.decoding, options.backend, runtime)
+    decoder = make_decoder(options.teacher, options.decoding, options.backend, runtime, options.timestamps)
     dataset_of = {id(u): name for name, u in work}
     utterances = [u for _, u in work]
     with (
@@ -357,7 +364,8 @@ def load_labels(folder: str | Path) -> SpeechDataset:
             audio=Path(r["audio"]),
             text=r["text"],
             duration=r["duration"],
-            fields={"reference": r["reference"], "dataset": r["dataset"]},
+            fields={"reference": r["reference"], "dataset": r["dataset"]}
+            | ({"label_segments": r["segments"]} if r.get("segments") else {}),
         )
         for r in rows
     ]

@@ -11,7 +11,7 @@ import torch
 from ..data import SpeechDataset, Utterance, load_dataset_spec
 from ..decoding import WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
 from ..errors import DwzError
-from ..fingerprint import clips_fingerprint
+from ..fingerprint import clips_fingerprint, digest
 from ..metrics import EditCounts, utterance_counts
 from ..models import LoadedWhisper
 from ..pseudo_label import LABELS_FILE, load_labels
@@ -73,8 +73,11 @@ def load_eval_data(specs: list[str], limit: int, log: SkipLog) -> list[Utterance
 
 
 def training_data_fingerprint(utterances: list[Utterance]) -> str:
-    """A hash of the training clips in order: ids, audio files (path, size, modification time) and labels."""
-    return clips_fingerprint(utterances)
+    """A hash of the training clips in order: ids, audio files (path, size, modification time) and labels, with
+    their segment times when they have them (pseudo-label --timestamps)."""
+    clips = clips_fingerprint(utterances)
+    segments = [u.fields.get("label_segments") for u in utterances]
+    return digest([clips, segments]) if any(segments) else clips
 
 
 def dev_cer(model, processor, utterances: list[Utterance], batch_size: int, fallback: bool = True) -> float:

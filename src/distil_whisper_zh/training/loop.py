@@ -304,7 +304,7 @@ class Trainer:
         """The clips of `indices` joined into windows with timestamped labels (clean audio, encoders run live)."""
         tokenizer = self.processor.tokenizer
         examples = [self.examples[i] for i in indices]
-        parts = [Part(e.utterance.id, e.utterance.load(), e.label_ids[PROMPT_LENGTH:-1]) for e in examples]
+        parts = [self.window_part(e) for e in examples]
         prompt = examples[0].label_ids[: PROMPT_LENGTH - 1]  # <|startoftranscript|> <|zh|> <|transcribe|>
         begin = tokenizer.convert_tokens_to_ids(FIRST_TIMESTAMP)
         if begin == tokenizer.unk_token_id:
@@ -317,6 +317,15 @@ class Trainer:
         decoder = self.decoder_batch([w.label_ids for w in windows])
         keys = [w.key for w in windows]
         return TrainBatch(keys, decoder, features.input_features.to(device, dtype), None, frames, timestamped=True)
+
+    def window_part(self, example: Example) -> Part:
+        """A clip as part of a joined window: its label's segments (pseudo-label --timestamps) with their times."""
+        tokenizer = self.processor.tokenizer
+        segments = [
+            (start, end, tokenizer(text, add_special_tokens=False).input_ids)
+            for start, end, text in example.utterance.fields.get("label_segments", [])
+        ]
+        return Part(example.utterance.id, example.utterance.load(), example.label_ids[PROMPT_LENGTH:-1], segments)
 
     def view_audio(self, utterance: Utterance, view: int):
         """A clip's audio as view `view` reads it: clean for view 0, else augmented as --audio-augment says."""

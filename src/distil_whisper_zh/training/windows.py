@@ -5,13 +5,15 @@ timestamp tokens the model predicts. A share of the training steps (`--timestamp
 of consecutive clips of the batch joined (up to 30 s), labelled the way Whisper writes timestamps:
 `<|startoftranscript|><|zh|><|transcribe|><|0.00|> text1 <|t1|><|t1|> text2 <|t2|> ...<|endoftext|>`,
 where each part's start and end are the known joins (Distil-Whisper trains on timestamped labels for the same
-reason). Which steps do so is a pure function of (seed, step), so a resumed run sees the same batches.
+reason). Labels made with `dwz pseudo-label --timestamps` carry the teacher's segments inside each clip; their times
+are used instead of one segment per clip. Which steps do so is a pure function of (seed, step), so a resumed run
+sees the same batches.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,11 +28,17 @@ WINDOW_FILL = WINDOW_SECONDS - 1.0  # joined audio stays a second short of the w
 
 @dataclass
 class Part:
-    """One clip of a window: its samples and its text tokens (no prompt, no end-of-text)."""
+    """One clip of a window: its samples and its text tokens (no prompt, no end-of-text), and its segments
+    (start and end seconds in the clip, text tokens) when the label has segment times."""
 
     key: str
     audio: np.ndarray
     text_ids: list[int]
+    segments: list[tuple[float, float, list[int]]] = field(default_factory=list)
+
+    def pieces(self) -> list[tuple[float, float, list[int]]]:
+        """The part's timed segments: its own, else the whole clip as one."""
+        return self.segments or [(0.0, len(self.audio) / SAMPLE_RATE, self.text_ids)]
 
 
 @dataclass
@@ -53,7 +61,7 @@ def join_parts(parts: list[Part], prompt_ids: list[int], timestamp_begin: int, e
     that fits in no window with others stands alone (still timestamped)."""
     windows, group = [], []
     for part in parts:
-        if group and not _fits([*group, part], len(prompt_ids)):
+        if group and not _fits([*group, part]):
             windows.append(_window(group, prompt_ids, timestamp_begin, eot_id))
             group = []
         group.append(part)
@@ -62,18 +70,22 @@ def join_parts(parts: list[Part], prompt_ids: list[int], timestamp_begin: int, e
     return windows
 
 
-def _fits(parts: list[Part], prompt_length: int) -> bool:
+def _fits(parts: list[Part]) -> bool:
     seconds = sum(len(p.audio) for p in parts) / SAMPLE_RATE
-    tokens = prompt_length + sum(len(p.text_ids) + 2 for p in parts) + 1
-    return seconds <= WINDOW_FILL and tokens - prompt_length <= MAX_NEW_TOKENS
+    tokens = sum(len(ids) + 2 for p in parts for _, _, ids in p.pieces()) + 1
+    return seconds <= WINDOW_FILL and tokens <= MAX_NEW_TOKENS
 
 
 def _window(parts: list[Part], prompt_ids: list[int], timestamp_begin: int, eot_id: int) -> Window:
-    ids, start = list(prompt_ids), 0.0
+    ids, offset = list(prompt_ids), 0.0
     for part in parts:
-        end = start + len(part.audio) / SAMPLE_RATE
-        ids += [timestamp_token(start, timestamp_begin), *part.text_ids, timestamp_token(end, timestamp_begin)]
-        start = end
+        for start, end, text_ids in part.pieces():
+            ids += [
+                timestamp_token(offset + start, timestamp_begin),
+                *text_ids,
+                timestamp_token(offset + end, timestamp_begin),
+            ]
+        offset += len(part.audio) / SAMPLE_RATE
     audio = np.concatenate([p.audio for p in parts]).astype(np.float32)
     return Window("+".join(p.key for p in parts), audio, [*ids, eot_id])
 
