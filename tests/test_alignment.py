@@ -79,10 +79,28 @@ def test_align_heads_writes_the_generation_config_and_the_export_carries_them(
     assert all(w["text"] in segment["text"] for segment in row["segments"] for w in segment["words"])
 
 
-def test_word_timestamps_need_ctranslate2(tiny_model_dir, real_clips, capsys):
-    argv = ["transcribe", "--model", str(tiny_model_dir), str(real_clips[0]["path"]), "--word-timestamps"]
+def test_word_timestamps_on_transformers(tiny_model_dir, real_clips, capsys):
+    """--word-timestamps on a transformers model: words from its alignment heads, in order, inside the audio, each
+    inside its segment's text."""
+    clip = str(real_clips[0]["path"])
+    argv = ["transcribe", "--model", str(tiny_model_dir), clip, "--format", "json", "--word-timestamps"]
+    assert main([*argv, "--no-fallback"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    timed = [word for segment in row["segments"] for word in segment["words"]]
+    assert timed and all(0 <= w["start"] <= w["end"] <= row["audio_seconds"] for w in timed)
+    assert all(a["start"] <= b["start"] for a, b in itertools.pairwise(timed))
+    assert all(w["text"] in segment["text"] for segment in row["segments"] for w in segment["words"])
+
+
+def test_word_timestamps_need_alignment_heads(tiny_model_dir, real_clips, tmp_path, capsys):
+    model = load_whisper(str(tiny_model_dir))
+    model.model.generation_config.alignment_heads = None
+    model.model.save_pretrained(tmp_path / "no-heads")
+    model.processor.save_pretrained(tmp_path / "no-heads")
+    argv = ["transcribe", "--model", str(tmp_path / "no-heads"), str(real_clips[0]["path"]), "--word-timestamps"]
     assert main(argv) == 2
-    assert "--word-timestamps runs through faster-whisper" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "names no alignment heads in its generation config (for a student: dwz align-heads" in error
 
 
 def test_align_heads_options_are_checked():

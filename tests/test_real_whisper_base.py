@@ -155,8 +155,8 @@ def test_pseudo_label_timestamps_on_a_joined_recording(aishell_rows, tmp_path):
     """--timestamps on three real clips joined into one file: the teacher's segments become pieces of the label
     (the reference's characters), in order, inside the audio, and a segment boundary falls near a true join."""
     import soundfile as sf
-
     from conftest import AISHELL_S0150
+
     from distil_whisper_zh.audio import SAMPLE_RATE, load_audio
 
     rows = aishell_rows[:3]
@@ -175,3 +175,25 @@ def test_pseudo_label_timestamps_on_a_joined_recording(aishell_rows, tmp_path):
     times = [t for start, end, _ in segments for t in (start, end)]
     assert times == sorted(times) and times[-1] <= label["duration"]
     assert min(abs(end - join) for _, end, _ in segments[:-1] for join in joins) < 1.0
+
+
+def test_word_timestamps_on_transformers_agree_with_faster_whisper(teacher, joined_ct2_dir, aishell_rows):
+    """Word times from transformers (the alignment heads' cross-attention, DTW) and from faster-whisper on the same
+    weights: as many words, nearly all the same, at nearly the same times, inside the clip."""
+    from conftest import AISHELL_S0150
+    from faster_whisper import WhisperModel
+
+    from distil_whisper_zh.audio import load_audio
+
+    audio = load_audio(AISHELL_S0150 / max(aishell_rows[:20], key=lambda r: len(r["text"]))["audio"])
+    decoder = WhisperDecoder(teacher, DecodingOptions(fallback=False), word_timestamps=True)
+    (transcript,) = decoder.decode([audio])
+    ours = [word for segment in transcript.segments for word in segment.words]
+    model = WhisperModel(str(joined_ct2_dir), device="cpu", compute_type="float32")
+    segments, _ = model.transcribe(audio, language="zh", word_timestamps=True, condition_on_previous_text=False)
+    theirs = [word for segment in segments for word in segment.words]
+    assert len(ours) >= 8 and all(0 <= w.start <= w.end <= len(audio) / 16000 for w in ours)
+    same = [a.text == opencc.OpenCC("t2s").convert(b.word.strip()) for a, b in zip(ours, theirs, strict=True)]
+    assert np.mean(same) >= 0.8  # float32 both; the two runtimes may still pick a different character or two
+    assert np.mean([abs(a.start - b.start) for a, b in zip(ours, theirs, strict=True)]) < 0.1
+    assert np.mean([abs(a.end - b.end) for a, b in zip(ours, theirs, strict=True)]) < 0.1

@@ -148,15 +148,13 @@ def make_decoder(
         if backend.assistant:
             raise DwzError(f"--assistant needs the transformers backend; {model} runs on CTranslate2 ({EXPORT_HINT})")
         return CTranslate2Decoder(model, ct2_model_dir(model), decoding, runtime, backend, timestamps, word_timestamps)
-    if word_timestamps:
-        raise DwzError(f"--word-timestamps runs through faster-whisper: {model} runs on transformers ({EXPORT_HINT})")
     if backend.vad:
         raise DwzError("--vad runs through faster-whisper: use a CTranslate2 model or --backend ctranslate2")
     if backend.compute_type != "default":
         raise DwzError("--compute-type is a CTranslate2 option; for transformers use --dtype")
     loaded = load_whisper(model, runtime.device, runtime.dtype)
     assistant = make_assistant(loaded, backend.assistant) if backend.assistant else None
-    return WhisperDecoder(loaded, decoding, assistant=assistant, timestamps=timestamps)
+    return WhisperDecoder(loaded, decoding, assistant, timestamps, word_timestamps)
 
 
 class CTranslate2Decoder:

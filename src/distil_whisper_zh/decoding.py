@@ -34,6 +34,7 @@ from .text import to_simplified
 
 WINDOW_SECONDS = 30.0
 WINDOW_FRAMES = 3000  # log-mel frames in one 30-s window
+TIME_PRECISION = 0.02  # seconds per timestamp token
 PROMPT_TOKENS = 4  # <|startoftranscript|><|zh|><|transcribe|><|notimestamps|>
 MAX_NEW_TOKENS = 448 - PROMPT_TOKENS
 # Fast Mandarin is ~6 characters a second and a character is 1-2 BPE tokens; 15 tokens/s leaves room for punctuation.
@@ -178,7 +179,9 @@ def decode_with_fallback(
 class WhisperDecoder:
     """Turns batches of 16 kHz audio into `Transcript`s with one model and one set of `DecodingOptions`.
 
-    `timestamps` decodes segment times (for subtitles); audio over 30 s always gets them. `assistant` (a model from
+    `timestamps` decodes segment times (for subtitles); audio over 30 s always gets them. `word_timestamps` adds each
+    word's time, from the cross-attention of the model's alignment heads (transformers' `return_token_timestamps`,
+    dynamic time warping), a word being a run of tokens that decodes to whole characters. `assistant` (a model from
     `make_assistant`) drafts tokens for speculative decoding: the output is the model's own greedy output, and clips
     are decoded one at a time because transformers' assisted generation takes batch size 1 only. A model trained
     for dynamic audio context (see `models.context`) reads only each batch's clips plus their margin.
@@ -192,12 +195,21 @@ class WhisperDecoder:
         options: DecodingOptions,
         assistant: Assistant | None = None,
         timestamps: bool = False,
+        word_timestamps: bool = False,
     ):
         self.loaded = loaded
         self.options = options
         self.language = _check_language(loaded, options.language)
         self.assistant = assistant
-        self.timestamps = timestamps
+        self.word_timestamps = word_timestamps
+        self.timestamps = timestamps or word_timestamps  # words are given inside their segments
+        if word_timestamps and not loaded.model.generation_config.alignment_heads:
+            raise DwzError(
+                f"--word-timestamps: {loaded.name} names no alignment heads in its generation config "
+                "(for a student: dwz align-heads --model MODEL --teacher TEACHER --data CLIPS)"
+            )
+        if word_timestamps and assistant is not None:
+            raise DwzError("--word-timestamps and --assistant do not go together: drop one")
         self.context = AudioContext.of(loaded.model.config)
         if assistant is not None and options.num_beams > 1:
             raise DwzError("--assistant drafts for greedy decoding only; drop --num-beams")
@@ -249,15 +261,16 @@ class WhisperDecoder:
             return self._decode_long_form(prepared.features)
         cap = token_cap(max(len(a) for a in prepared.audios) / SAMPLE_RATE)
         inputs = self._model_inputs(prepared)
+        times: dict[int, list[float]] = {}  # each row's token times (word timestamps), from its last pass
         tokens, retries = decode_with_fallback(
-            lambda rows, temperature: self._generate(inputs, rows, temperature, cap),
+            lambda rows, temperature: self._generate(inputs, rows, temperature, cap, times),
             len(prepared.audios),
             self._raw_text,
             self.options,
         )
         return [
-            replace(self._transcript(ids, cap, self._window_segments(ids)), retries=tries)
-            for ids, tries in zip(tokens, retries, strict=True)
+            replace(self._transcript(ids, cap, self._window_segments(ids, times.get(row))), retries=tries)
+            for row, (ids, tries) in enumerate(zip(tokens, retries, strict=True))
         ]
 
     def _model_inputs(self, prepared: Prepared) -> dict[str, torch.Tensor]:
@@ -267,13 +280,19 @@ class WhisperDecoder:
         if self.assistant is not None:
             return {"input_features": features}
         encoder = self.loaded.model.get_encoder()  # a peft-wrapped model (AdaLoRA dev CER) too
-        return {"encoder_states": encode(encoder, cut_features(features, prepared.frames))}
+        inputs = {"encoder_states": encode(encoder, cut_features(features, prepared.frames))}
+        if self.word_timestamps:  # the frames with audio: the time warping reads no attention past them
+            inputs["attention_mask"] = prepared.features["attention_mask"]
+        return inputs
 
-    def _generate(self, inputs: dict[str, torch.Tensor], rows: list[int], temperature: float, cap: int):
-        """Token ids of `rows` (timestamp tokens included when `timestamps`), at `temperature` (0: greedy)."""
+    def _generate(
+        self, inputs: dict[str, torch.Tensor], rows: list[int], temperature: float, cap: int, times: dict
+    ) -> list[list[int]]:
+        """Token ids of `rows` (timestamp tokens included when `timestamps`), at `temperature` (0: greedy); with
+        `word_timestamps`, each row's token times go to `times[row]`."""
         chosen = {name: value[rows] for name, value in inputs.items()}
         if "encoder_states" in chosen:
-            chosen = {"encoder_outputs": BaseModelOutput(last_hidden_state=chosen.pop("encoder_states"))}
+            chosen["encoder_outputs"] = BaseModelOutput(last_hidden_state=chosen.pop("encoder_states"))
         extra = {"assistant_model": self.assistant.model} if self.assistant is not None else {}
         output = self.loaded.model.generate(
             **chosen,
@@ -283,9 +302,14 @@ class WhisperDecoder:
             max_new_tokens=cap,
             temperature=temperature,  # Whisper's generate samples at a temperature above 0
             return_timestamps=self.timestamps,
+            return_token_timestamps=self.word_timestamps,
             **extra,
         )
-        return [row.tolist() for row in output]
+        if not self.word_timestamps:
+            return [row.tolist() for row in output]
+        for row, row_times in zip(rows, output["token_timestamps"], strict=True):
+            times[row] = row_times.tolist()
+        return [row.tolist() for row in output["sequences"]]
 
     def _decode_long_form(self, features: dict[str, torch.Tensor]) -> list[Transcript]:
         """transformers' sequential decoding of audio over 30 s, window by window on the full window (the long-form
@@ -303,6 +327,7 @@ class WhisperDecoder:
             max_new_tokens=token_cap(WINDOW_SECONDS),
             temperature=FALLBACK_TEMPERATURES if fallback else 0.0,
             compression_ratio_threshold=TOKEN_COMPRESSION_RATIO_THRESHOLD if fallback else None,
+            return_token_timestamps=self.word_timestamps,
             **extra,
         )
         return [
@@ -323,25 +348,59 @@ class WhisperDecoder:
         hit_cap = cap is not None and len(content) >= cap and eos not in ids[-1:]
         return Transcript(self._shown(raw), raw, len(content), hit_cap, text_compression_ratio(raw), segments)
 
-    def _window_segments(self, ids: list[int]) -> list[Segment]:
-        """Segments of one window decoded with timestamp tokens (none without `timestamps`)."""
+    def _window_segments(self, ids: list[int], times: list[float] | None = None) -> list[Segment]:
+        """Segments of one window decoded with timestamp tokens (none without `timestamps`): the text between a
+        timestamp token and the next one (Whisper closes a segment with `<|t|>` and opens the next with `<|t|>`),
+        with its words when the token `times` are given."""
         if not self.timestamps:
             return []
-        decoded = self.loaded.processor.tokenizer.decode(ids, skip_special_tokens=True, output_offsets=True)
-        return [
-            Segment(float(o["timestamp"][0]), float(o["timestamp"][1]), self._shown(o["text"].strip()))
-            for o in decoded.get("offsets", [])
-            if o["text"].strip() and o["timestamp"][1] is not None
-        ]
+        begin = self.loaded.model.generation_config.no_timestamps_token_id + 1  # <|0.00|>
+        segments, opened = [], None  # the index of the timestamp token the current segment starts at
+        for index, token in enumerate(ids):
+            if token < begin:
+                continue
+            if opened is not None and index > opened + 1:
+                text = self._shown(self._raw_text(ids[opened + 1 : index]))
+                words = tuple(self._words(ids[opened : index + 1], times[opened : index + 1])) if times else ()
+                if text:
+                    start, end = ((ids[i] - begin) * TIME_PRECISION for i in (opened, index))
+                    segments.append(Segment(round(start, 2), round(end, 2), text, words))
+            opened = index
+        return segments
 
     def _long_form_segments(self, segments: list[dict]) -> list[Segment]:
         eos = self.loaded.processor.tokenizer.eos_token_id
         result = []
         for segment in segments:
-            text = self._shown(self._raw_text([t for t in segment["tokens"].tolist() if t < eos]))
+            tokens = segment["tokens"].tolist()
+            text = self._shown(self._raw_text([t for t in tokens if t < eos]))
             if text:
-                result.append(Segment(float(segment["start"]), float(segment["end"]), text))
+                times = segment.get("token_timestamps")
+                words = tuple(self._words(tokens, times.tolist())) if times is not None else ()
+                result.append(Segment(float(segment["start"]), float(segment["end"]), text, words))
         return result
+
+    def _words(self, ids: list[int], times: list[float]) -> list[Word]:
+        """Text tokens grouped into words (runs that decode to whole characters: a Chinese character, a Latin
+        word piece) with their times. transformers times each token by the attention step that reads it (which
+        predicts the next token); OpenAI's Whisper and faster-whisper by the step that predicts it. Words here
+        follow the latter, so both runtimes give a model's words the same times: a word starts at the time of the
+        token before it and ends at the time of its last token."""
+        tokenizer = self.loaded.processor.tokenizer
+        words, group = [], []
+        for index, token in enumerate(ids):
+            if token >= tokenizer.eos_token_id:  # specials and timestamps end a word
+                group = []
+                continue
+            group.append(index)
+            text = tokenizer.decode([ids[i] for i in group])
+            if "\ufffd" in text:  # part of a character: the next token completes it
+                continue
+            start, end = times[max(group[0] - 1, 0)], times[index]
+            if text.strip():
+                words.append(Word(round(start, 2), round(max(start, end), 2), self._shown(text.strip())))
+            group = []
+        return words
 
     def _shown(self, raw: str) -> str:
         return raw if self.options.keep_script else to_simplified(raw)

@@ -13,10 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .decoding import Segment
+from .decoding import TIME_PRECISION, Segment
 from .punctuation import align_to_reference, is_mark, split_marks
-
-TIME_STEP = 0.02  # Whisper's timestamp resolution
 
 
 def label_segments(text: str, segments: Sequence[Segment], seconds: float) -> list[list]:
@@ -59,7 +57,7 @@ def _cuts(mapping: list[int | None], owner: list[int], count: int, length: int) 
 
 def _timed(pieces: list[list], seconds: float) -> list[list]:
     """Times on Whisper's 20-ms steps, inside [0, seconds], each piece starting where the one before ended or later."""
-    last = round(math.floor(seconds / TIME_STEP + 1e-9) * TIME_STEP, 2)  # the last step inside the clip
+    last = round(math.floor(seconds / TIME_PRECISION + 1e-9) * TIME_PRECISION, 2)  # the last step inside the clip
     previous_end = 0.0
     for piece in pieces:
         start = min(max(_step(piece[0]), previous_end), last)
@@ -69,4 +67,4 @@ def _timed(pieces: list[list], seconds: float) -> list[list]:
 
 
 def _step(seconds: float) -> float:
-    return round(round(seconds / TIME_STEP) * TIME_STEP, 2)
+    return round(round(seconds / TIME_PRECISION) * TIME_PRECISION, 2)

@@ -46,7 +46,8 @@ class TranscribeOptions:
     timestamps: bool = False
     """segment timestamps inside each 30-s window too (otherwise one segment per recording up to 30 s)"""
     word_timestamps: bool = False
-    """each segment's words with start and end times in json output (CTranslate2 models; see dwz align-heads)"""
+    """each segment's words with start and end times in json output, from the model's alignment heads (for a
+    student: dwz align-heads)"""
     strict: bool = neutral(False)
     """stop with an error at any bad file (otherwise: skip it, list it in skipped.jsonl beside --output)"""
     runtime: RuntimeOptions = field(default_factory=lambda: RuntimeOptions(batch_size=8))

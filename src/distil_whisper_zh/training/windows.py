@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..audio import SAMPLE_RATE
-from ..decoding import MAX_NEW_TOKENS, WINDOW_SECONDS
+from ..decoding import MAX_NEW_TOKENS, TIME_PRECISION, WINDOW_SECONDS
 
-TIME_PRECISION = 0.02  # seconds per timestamp token
 FIRST_TIMESTAMP = "<|0.00|>"
 NO_TIMESTAMPS = "<|notimestamps|>"
 WINDOW_FILL = WINDOW_SECONDS - 1.0  # joined audio stays a second short of the window: the last end is predictable
