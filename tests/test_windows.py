@@ -127,3 +127,34 @@ def test_windows_carry_each_clips_own_segment_times(tokenizer):
         7, begin + steps[0.5], 1, begin + steps[1.0], begin + steps[1.5], 2, begin + steps[2.8],
         begin + steps[3.0], 3, begin + steps[5.0], eot,
     ]  # fmt: skip
+
+
+def test_distillation_on_labels_with_segment_times(tiny_model_dir, small_manifest, tmp_path):
+    """Labels made with pseudo-label --timestamps train on joined windows; their segment times are part of the
+    training data's fingerprint (a run or cache made from labels without them is not reused)."""
+    from distil_whisper_zh.decoding import DecodingOptions
+    from distil_whisper_zh.distill import DistillOptions, run_distillation
+    from distil_whisper_zh.pseudo_label import PseudoLabelOptions, load_labels, run_pseudo_label
+    from distil_whisper_zh.training.data import training_data_fingerprint
+    from distil_whisper_zh.training.options import TrainingOptions
+
+    labels = {}
+    for timestamps in (False, True):
+        out = tmp_path / f"labels-{timestamps}"
+        options = PseudoLabelOptions(
+            teacher=str(tiny_model_dir), data=[str(small_manifest)], out=str(out), timestamps=timestamps,
+            decoding=DecodingOptions(fallback=False),
+        )  # fmt: skip
+        run_pseudo_label(options)
+        labels[timestamps] = load_labels(out).utterances
+    timed = [u.fields["label_segments"] for u in labels[True] if "label_segments" in u.fields]
+    assert timed and all(len(segment) == 3 for segments in timed for segment in segments)
+    assert training_data_fingerprint(labels[True]) != training_data_fingerprint(labels[False])
+    training = TrainingOptions(
+        batch_size=3, max_steps=2, warmup_steps=0, eval_every=0, save_every=2, timestamp_share=1.0
+    )  # fmt: skip
+    options = DistillOptions(
+        student=str(tiny_model_dir), teacher=str(tiny_model_dir), data=[str(tmp_path / "labels-True")],
+        out=str(tmp_path / "out"), training=training,
+    )  # fmt: skip
+    assert run_distillation(options).steps == 2
