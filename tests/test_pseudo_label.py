@@ -159,7 +159,7 @@ def test_labels_of_the_previous_version_are_still_added_to():
 
     old = {"teacher": "t", "decoding": {"language": "zh", "temperature_fallback": True, "simplified": True}}
     assert upgraded_labels_run(old) == {
-        "teacher": "t", "decoding": {"language": "zh", "fallback": True, "keep_script": False},
+        "teacher": "t", "timestamps": False, "decoding": {"language": "zh", "fallback": True, "keep_script": False},
     }  # fmt: skip
 
 
@@ -167,6 +167,7 @@ def test_timestamps_keep_segments_whose_text_is_the_label(tiny_model_dir, small_
     """--timestamps: every row has `segments`, pieces of its own label text in order inside the clip; the option is
     part of the run's identity (labels without segments are not added to)."""
     run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels", timestamps=True))
+    assert any(row["segments"] for row in _rows(tmp_path / "labels"))
     for row in _rows(tmp_path / "labels"):
         segments = row["segments"]
         assert "".join(text for _, _, text in segments) == (row["text"] if segments else "")

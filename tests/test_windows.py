@@ -109,9 +109,11 @@ def test_label_segments_cut_the_label_text_where_the_teachers_segments_end():
     # marks and spaces stay with the text before them; the pieces joined are the label exactly
     pieces = label_segments("「iPhone 手机」很好", [Segment(0, 2, "iPhone手机"), Segment(2.5, 4, "很好")], 4.5)
     assert [p[2] for p in pieces] == ["「iPhone 手机」", "很好"]
-    # a teacher segment no label character falls in joins the next; times stay inside the clip and in order
+    # a teacher segment no label character falls in gives no piece; times stay inside the clip and in order
     merged = label_segments("很好", [Segment(0.0, 1.0, "嗯"), Segment(1.2, 9.0, "很好")], 4.5)
-    assert merged == [[0.0, 4.5, "很好"]]
+    assert merged == [[1.2, 4.5, "很好"]]  # the hallucinated 嗯 gives no piece
+    # label text after the teacher's last segment (words it missed) joins the last piece, which ends with the clip
+    assert label_segments("一二三四五", [Segment(0.5, 2.0, "一二三")], 5.0) == [[0.5, 5.0, "一二三四五"]]
     overlapping = label_segments("一二三四", [Segment(0.0, 2.0, "一二"), Segment(1.5, 3.0, "三四")], 3.0)
     assert overlapping == [[0.0, 2.0, "一二"], [2.0, 3.0, "三四"]]
     assert label_segments("很好", [], 4.5) == [] and label_segments("。", [Segment(0, 1, "好")], 1.0) == []
@@ -132,8 +134,11 @@ def test_windows_carry_each_clips_own_segment_times(tokenizer):
 def test_distillation_on_labels_with_segment_times(tiny_model_dir, small_manifest, tmp_path):
     """Labels made with pseudo-label --timestamps train on joined windows; their segment times are part of the
     training data's fingerprint (a run or cache made from labels without them is not reused)."""
+    from dataclasses import replace
+
     from distil_whisper_zh.decoding import DecodingOptions
     from distil_whisper_zh.distill import DistillOptions, run_distillation
+    from distil_whisper_zh.fingerprint import clips_fingerprint
     from distil_whisper_zh.pseudo_label import PseudoLabelOptions, load_labels, run_pseudo_label
     from distil_whisper_zh.training.data import training_data_fingerprint
     from distil_whisper_zh.training.options import TrainingOptions
@@ -149,7 +154,9 @@ def test_distillation_on_labels_with_segment_times(tiny_model_dir, small_manifes
         labels[timestamps] = load_labels(out).utterances
     timed = [u.fields["label_segments"] for u in labels[True] if "label_segments" in u.fields]
     assert timed and all(len(segment) == 3 for segments in timed for segment in segments)
-    assert training_data_fingerprint(labels[True]) != training_data_fingerprint(labels[False])
+    untimed = [replace(u, fields={k: v for k, v in u.fields.items() if k != "label_segments"}) for u in labels[True]]
+    assert training_data_fingerprint(labels[True]) != training_data_fingerprint(untimed)
+    assert training_data_fingerprint(labels[False]) == clips_fingerprint(labels[False])  # as before segments
     training = TrainingOptions(
         batch_size=3, max_steps=2, warmup_steps=0, eval_every=0, save_every=2, timestamp_share=1.0
     )  # fmt: skip

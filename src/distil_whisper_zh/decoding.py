@@ -28,6 +28,7 @@ from .errors import DwzError
 from .models import LoadedWhisper
 from .models.encoder import encode
 from .options import check_choices
+from .punctuation import is_mark
 from .screening import load_batch
 from .speculative import Assistant
 from .text import to_simplified
@@ -35,6 +36,7 @@ from .text import to_simplified
 WINDOW_SECONDS = 30.0
 WINDOW_FRAMES = 3000  # log-mel frames in one 30-s window
 TIME_PRECISION = 0.02  # seconds per timestamp token
+UTF8_MAX_BYTES = 4  # a character takes at most 4 byte tokens
 PROMPT_TOKENS = 4  # <|startoftranscript|><|zh|><|transcribe|><|notimestamps|>
 MAX_NEW_TOKENS = 448 - PROMPT_TOKENS
 # Fast Mandarin is ~6 characters a second and a character is 1-2 BPE tokens; 15 tokens/s leaves room for punctuation.
@@ -183,8 +185,9 @@ class WhisperDecoder:
     word's time, from the cross-attention of the model's alignment heads (transformers' `return_token_timestamps`,
     dynamic time warping), a word being a run of tokens that decodes to whole characters. `assistant` (a model from
     `make_assistant`) drafts tokens for speculative decoding: the output is the model's own greedy output, and clips
-    are decoded one at a time because transformers' assisted generation takes batch size 1 only. A model trained
-    for dynamic audio context (see `models.context`) reads only each batch's clips plus their margin.
+    are decoded one at a time because transformers' assisted generation takes batch size 1 only (so are clips with
+    word timestamps: see `one_at_a_time`). A model trained for dynamic audio context (see `models.context`) reads
+    only each batch's clips plus their margin.
     """
 
     backend = "transformers"
@@ -203,7 +206,7 @@ class WhisperDecoder:
         self.assistant = assistant
         self.word_timestamps = word_timestamps
         self.timestamps = timestamps or word_timestamps  # words are given inside their segments
-        if word_timestamps and not loaded.model.generation_config.alignment_heads:
+        if word_timestamps and not getattr(loaded.model.generation_config, "alignment_heads", None):
             raise DwzError(
                 f"--word-timestamps: {loaded.name} names no alignment heads in its generation config "
                 "(for a student: dwz align-heads --model MODEL --teacher TEACHER --data CLIPS)"
@@ -245,17 +248,23 @@ class WhisperDecoder:
             prepared.frames = self.context.frames([len(a) for a in audios])
         return prepared
 
+    @property
+    def one_at_a_time(self) -> bool:
+        """Clips decoded one by one: assisted generation takes one, and the time warping of word timestamps
+        normalises over all rows of a batch (a clip's word times would depend on the clips beside it)."""
+        return self.assistant is not None or self.word_timestamps
+
     def decode(self, audios: Sequence[np.ndarray]) -> list[Transcript]:
         """Decode one batch; returns one `Transcript` per input, in input order."""
-        if self.assistant is not None and len(audios) > 1:
+        if self.one_at_a_time and len(audios) > 1:
             return [transcript for audio in audios for transcript in self.decode([audio])]
         return self.decode_prepared(self.prepare(audios))
 
     @torch.inference_mode()
     def decode_prepared(self, prepared: Prepared) -> list[Transcript]:
+        if self.one_at_a_time and len(prepared.audios) > 1:
+            return self.decode(prepared.audios)
         if self.assistant is not None:
-            if len(prepared.audios) > 1:
-                return self.decode(prepared.audios)
             self.assistant.read([len(a) for a in prepared.audios])
         if prepared.long_form:  # sequential long-form decoding needs timestamps to advance
             return self._decode_long_form(prepared.features)
@@ -303,6 +312,9 @@ class WhisperDecoder:
             temperature=temperature,  # Whisper's generate samples at a temperature above 0
             return_timestamps=self.timestamps,
             return_token_timestamps=self.word_timestamps,
+            # one pass over the window: its encoder states are given, so transformers must not seek past a closed
+            # segment and decode the same states again (the output then starts with the prompt tokens)
+            force_unique_generate_call=True,
             **extra,
         )
         if not self.word_timestamps:
@@ -382,24 +394,26 @@ class WhisperDecoder:
 
     def _words(self, ids: list[int], times: list[float]) -> list[Word]:
         """Text tokens grouped into words (runs that decode to whole characters: a Chinese character, a Latin
-        word piece) with their times. transformers times each token by the attention step that reads it (which
-        predicts the next token); OpenAI's Whisper and faster-whisper by the step that predicts it. Words here
-        follow the latter, so both runtimes give a model's words the same times: a word starts at the time of the
-        token before it and ends at the time of its last token."""
+        word piece; punctuation joins the word before it) with their times. transformers times each token by the
+        attention step that reads it (which predicts the next token); OpenAI's Whisper and faster-whisper by the
+        step that predicts it. Words here follow the latter, so both runtimes give a model's words the same times: a
+        word starts at the time of the token before it and ends at the time of its last token."""
         tokenizer = self.loaded.processor.tokenizer
-        words, group = [], []
+        words: list[Word] = []
+        group: list[int] = []
         for index, token in enumerate(ids):
             if token >= tokenizer.eos_token_id:  # specials and timestamps end a word
                 group = []
                 continue
             group.append(index)
-            text = tokenizer.decode([ids[i] for i in group])
-            if "\ufffd" in text:  # part of a character: the next token completes it
+            text = tokenizer.decode([ids[i] for i in group]).strip()
+            if "\ufffd" in text and len(group) < UTF8_MAX_BYTES:  # part of a character: the next token completes it
                 continue
-            start, end = times[max(group[0] - 1, 0)], times[index]
-            if text.strip():
-                words.append(Word(round(start, 2), round(max(start, end), 2), self._shown(text.strip())))
-            group = []
+            group, start, end = [], times[max(group[0] - 1, 0)], times[index]
+            if text and words and all(is_mark(c) for c in text):
+                words[-1] = replace(words[-1], text=words[-1].text + self._shown(text))
+            elif text:
+                words.append(Word(round(start, 2), round(max(start, end), 2), self._shown(text)))
         return words
 
     def _shown(self, raw: str) -> str:
