@@ -373,9 +373,9 @@ class WhisperDecoder:
                 continue
             if opened is not None and index > opened + 1:
                 text = self._shown(self._raw_text(ids[opened + 1 : index]))
-                words = tuple(self._words(ids[opened : index + 1], times[opened : index + 1])) if times else ()
                 if text:
                     start, end = ((ids[i] - begin) * TIME_PRECISION for i in (opened, index))
+                    words = tuple(self._words(ids[opened : index + 1], times[opened : index + 1])) if times else ()
                     segments.append(Segment(round(start, 2), round(end, 2), text, words))
             opened = index
         return segments
