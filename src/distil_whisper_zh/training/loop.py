@@ -52,7 +52,7 @@ from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
 from .precision import make_accelerator, without_autocast
 from .sampling import epoch_size, example_weights, global_batches, read_numbers
-from .windows import FIRST_TIMESTAMP, NO_TIMESTAMPS, Part, join_parts, timestamped_step
+from .windows import FIRST_TIMESTAMP, NO_TIMESTAMPS, Part, join_parts, pause_rng, tighten, timestamped_step
 
 MAX_GRAD_NORM = 1.0  # gradients are clipped to this global L2 norm before every optimizer step
 
@@ -300,11 +300,13 @@ class Trainer:
         device = self.accelerator.device
         return DecoderBatch(batch.decoder_input_ids.to(device), batch.labels.to(device))
 
-    def make_window_batch(self, indices: list[int]) -> TrainBatch:
-        """The clips of `indices` joined into windows with timestamped labels (clean audio, encoders run live)."""
+    def make_window_batch(self, indices: list[int], step: int) -> TrainBatch:
+        """The clips of `indices`, edge silence cut and random pauses put between them, joined into windows with
+        timestamped labels (clean audio, encoders run live)."""
         tokenizer = self.processor.tokenizer
         examples = [self.examples[i] for i in indices]
-        parts = [self.window_part(e) for e in examples]
+        rng = pause_rng(self.training.seed, step, [e.utterance.id for e in examples])
+        parts = tighten([self.window_part(e) for e in examples], rng)
         prompt = examples[0].label_ids[: PROMPT_LENGTH - 1]  # <|startoftranscript|> <|zh|> <|transcribe|>
         begin = tokenizer.convert_tokens_to_ids(FIRST_TIMESTAMP)
         if begin == tokenizer.unk_token_id:
@@ -432,7 +434,7 @@ class Trainer:
             last = i == len(micro_batches) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
                 joined = timestamped_step(self.training.seed, step, self.training.timestamp_share)
-                batch = self.make_window_batch(indices) if joined else self.make_batch(indices, reads)
+                batch = self.make_window_batch(indices, step) if joined else self.make_batch(indices, reads)
                 parts = self.compute_loss(model, batch)
                 self.accelerator.backward(parts["loss"] / len(micro_batches))
             for key, value in parts.items():

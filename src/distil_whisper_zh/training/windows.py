@@ -8,6 +8,11 @@ where each part's start and end are the known joins (Distil-Whisper trains on ti
 reason). Labels made with `dwz pseudo-label --timestamps` carry the teacher's segments inside each clip; their times
 are used instead of one segment per clip. Which steps do so is a pure function of (seed, step), so a resumed run
 sees the same batches.
+
+Recordings are not clips laid end to end with the pauses a synthesizer leaves: a real speaker's utterances follow
+each other with anything from no pause to a second of silence. `tighten` cuts each part's edge silence and puts a
+pause drawn from [0, MAX_PAUSE] seconds before it (drawn from the step, so resumable), so the student learns
+windows as dense as real speech as well as widely spaced ones.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from ..decoding import MAX_NEW_TOKENS, TIME_PRECISION, WINDOW_SECONDS
 FIRST_TIMESTAMP = "<|0.00|>"
 NO_TIMESTAMPS = "<|notimestamps|>"
 WINDOW_FILL = WINDOW_SECONDS - 1.0  # joined audio stays a second short of the window: the last end is predictable
+MAX_PAUSE = 1.0  # seconds: the silence put before a joined part is drawn from [0, MAX_PAUSE]
+EDGE_SILENCE_DB = 40.0  # a part's leading and trailing 20-ms frames this far below its loudest frame are cut
+FRAME = SAMPLE_RATE // 50  # 20 ms
+EDGE_MARGIN = 2  # frames kept beyond the first and last loud one
 
 
 @dataclass
@@ -45,6 +54,48 @@ class Window:
     key: str
     audio: np.ndarray
     label_ids: list[int]  # prompt (without <|notimestamps|>), timestamped parts, end-of-text
+
+
+def pause_rng(seed: int, step: int, keys: list[str]) -> np.random.Generator:
+    """The random pauses of one micro-batch of one step: the same when a resumed run reaches it again."""
+    digest = hashlib.sha256(f"{seed}:{step}:{'+'.join(keys)}:pauses".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+def tighten(parts: list[Part], rng: np.random.Generator) -> list[Part]:
+    """The parts with their edge silence cut and a pause of [0, MAX_PAUSE) s of silence before each; every segment
+    keeps its words (times shifted, clipped to the speech kept), so the pauses lie between segments."""
+    return [_paused(_trimmed(part), float(rng.uniform(0.0, MAX_PAUSE))) for part in parts]
+
+
+def speech_bounds(audio: np.ndarray) -> tuple[int, int]:
+    """First and last sample (exclusive) of the speech: from the first to the last 20-ms frame within
+    EDGE_SILENCE_DB of the loudest one, with EDGE_MARGIN frames more on each side (soft onsets and endings)."""
+    frames = len(audio) // FRAME
+    if frames == 0:
+        return 0, len(audio)
+    power = np.mean(audio[: frames * FRAME].reshape(frames, FRAME).astype(np.float64) ** 2, axis=1)
+    if power.max() == 0.0:
+        return 0, len(audio)
+    loud = np.flatnonzero(power >= power.max() * 10 ** (-EDGE_SILENCE_DB / 10))
+    first, last = max(int(loud[0]) - EDGE_MARGIN, 0), int(loud[-1]) + 1 + EDGE_MARGIN
+    return first * FRAME, min(len(audio), last * FRAME)
+
+
+def _trimmed(part: Part) -> Part:
+    start, end = speech_bounds(part.audio)
+    offset, length = start / SAMPLE_RATE, (end - start) / SAMPLE_RATE
+    segments = [
+        (min(max(a - offset, 0.0), length), min(max(b - offset, 0.0), length), ids) for a, b, ids in part.pieces()
+    ]
+    return Part(part.key, part.audio[start:end], part.text_ids, segments)
+
+
+def _paused(part: Part, pause: float) -> Part:
+    silence = np.zeros(round(pause * SAMPLE_RATE), np.float32)
+    shift = len(silence) / SAMPLE_RATE
+    segments = [(a + shift, b + shift, ids) for a, b, ids in part.pieces()]
+    return Part(part.key, np.concatenate([silence, part.audio]), part.text_ids, segments)
 
 
 def timestamped_step(seed: int, step: int, share: float) -> bool:
