@@ -7,7 +7,18 @@ import pytest
 
 from distil_whisper_zh.audio import SAMPLE_RATE
 from distil_whisper_zh.training.batches import IGNORE_INDEX, PROMPT_LENGTH, collate_labels, label_token_ids
-from distil_whisper_zh.training.windows import Part, join_parts, timestamp_token, timestamped_step
+from distil_whisper_zh.training.windows import (
+    EDGE_MARGIN,
+    FRAME,
+    MAX_PAUSE,
+    Part,
+    join_parts,
+    pause_rng,
+    speech_bounds,
+    tighten,
+    timestamp_token,
+    timestamped_step,
+)
 
 
 def part(key, seconds, text_ids):
@@ -165,3 +176,34 @@ def test_distillation_on_labels_with_segment_times(tiny_model_dir, small_manifes
         out=str(tmp_path / "out"), training=training,
     )  # fmt: skip
     assert run_distillation(options).steps == 2
+
+
+def test_speech_bounds_cut_edge_silence_only():
+    speech = np.sin(np.linspace(0, 2000, SAMPLE_RATE)).astype(np.float32)  # 1 s of tone
+    quiet = np.full(SAMPLE_RATE // 2, 1e-4, np.float32)  # 60 dB below the tone
+    start, end = speech_bounds(np.concatenate([quiet, speech, quiet]))
+    margin = EDGE_MARGIN * FRAME
+    assert (start, end) == (SAMPLE_RATE // 2 - margin, SAMPLE_RATE // 2 + SAMPLE_RATE + margin)
+    assert speech_bounds(np.zeros(SAMPLE_RATE, np.float32)) == (0, SAMPLE_RATE)  # all silent: kept whole
+    assert speech_bounds(np.ones(100, np.float32)) == (0, 100)  # shorter than a frame
+
+
+def test_tightened_parts_keep_their_words_between_pauses(tokenizer):
+    """Edge silence cut, a pause drawn before each part: segments shift with their speech and stay inside it;
+    the same draw gives the same windows (a resumed run), other steps other pauses."""
+    speech = np.sin(np.linspace(0, 4000, 2 * SAMPLE_RATE)).astype(np.float32)
+    silence = np.zeros(SAMPLE_RATE // 2, np.float32)
+    padded = np.concatenate([silence, speech, silence])  # 0.5 s + 2 s of speech + 0.5 s
+    parts = [Part("a", padded, [1]), Part("b", padded, [2], [(0.4, 1.5, [2]), (1.5, 2.6, [3])])]
+    first, second = tighten(parts, pause_rng(0, 3, ["a", "b"]))
+    for tight in (first, second):
+        pause = tight.segments[0][0]
+        assert 0.0 <= pause < MAX_PAUSE
+        assert len(tight.audio) == round(pause * SAMPLE_RATE) + 2 * SAMPLE_RATE + 2 * EDGE_MARGIN * FRAME
+        assert not tight.audio[: round(pause * SAMPLE_RATE)].any()  # the pause is silence
+    assert first.segments == [(first.segments[0][0], first.segments[0][0] + 2.08, [1])]  # 2 s of speech + margins
+    shift = second.segments[0][0]  # the first segment began in the cut silence: it starts at the speech
+    assert second.segments[1][:2] == pytest.approx((shift + 1.04, shift + 2.08))  # 1.5 s - 0.46 s cut; clipped
+    again = tighten(parts, pause_rng(0, 3, ["a", "b"]))
+    assert [p.segments for p in again] == [first.segments, second.segments]
+    assert tighten(parts, pause_rng(0, 4, ["a", "b"]))[0].segments != first.segments
