@@ -158,9 +158,9 @@ def test_labels_of_the_previous_version_are_still_added_to():
     from distil_whisper_zh.pseudo_label import upgraded_labels_run
 
     old = {"teacher": "t", "decoding": {"language": "zh", "temperature_fallback": True, "simplified": True}}
-    assert upgraded_labels_run(old) == {
-        "teacher": "t", "timestamps": False, "decoding": {"language": "zh", "fallback": True, "keep_script": False},
-    }  # fmt: skip
+    decoding = {"language": "zh", "fallback": True, "keep_script": False}
+    decoding |= {"long_form": "sequential", "chunk_seconds": 15}  # options it predates, at their defaults
+    assert upgraded_labels_run(old) == {"teacher": "t", "timestamps": False, "decoding": decoding}
 
 
 def test_timestamps_keep_segments_whose_text_is_the_label(tiny_model_dir, small_manifest, tmp_path):

@@ -20,6 +20,7 @@ from transformers import WhisperFeatureExtractor
 
 from .audio import SAMPLE_RATE
 from .audio_context import AudioContext, cut_features
+from .chunking import with_long_form
 from .decoding import (
     FALLBACK_TEMPERATURES,
     TEXT_COMPRESSION_RATIO_THRESHOLD,
@@ -130,6 +131,7 @@ class Runtime:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32  # transformers only
     threads: int = 1  # CPU threads of CTranslate2 (torch's are set by runtime.configure_threads)
+    batch_size: int = 16  # clips decoded together (the chunks of long recordings with --long-form chunked)
 
 
 def make_decoder(
@@ -140,21 +142,25 @@ def make_decoder(
     timestamps: bool = False,
     word_timestamps: bool = False,
 ) -> Decoder:
-    """A ready decoder for `model` on the runtime chosen by `backend` (see the module docstring)."""
+    """A ready decoder for `model` on the runtime chosen by `backend` (see the module docstring), decoding long
+    recordings as `decoding.long_form` says."""
     backend = backend or BackendOptions()
     runtime = runtime or Runtime()
     chosen = choose_backend(model, backend.backend)
     if chosen == "ctranslate2":
         if backend.assistant:
             raise DwzError(f"--assistant needs the transformers backend; {model} runs on CTranslate2 ({EXPORT_HINT})")
-        return CTranslate2Decoder(model, ct2_model_dir(model), decoding, runtime, backend, timestamps, word_timestamps)
+        decoder = CTranslate2Decoder(
+            model, ct2_model_dir(model), decoding, runtime, backend, timestamps, word_timestamps
+        )
+        return with_long_form(decoder, runtime.batch_size)
     if backend.vad:
         raise DwzError("--vad runs through faster-whisper: use a CTranslate2 model or --backend ctranslate2")
     if backend.compute_type != "default":
         raise DwzError("--compute-type is a CTranslate2 option; for transformers use --dtype")
     loaded = load_whisper(model, runtime.device, runtime.dtype)
     assistant = make_assistant(loaded, backend.assistant) if backend.assistant else None
-    return WhisperDecoder(loaded, decoding, assistant, timestamps, word_timestamps)
+    return with_long_form(WhisperDecoder(loaded, decoding, assistant, timestamps, word_timestamps), runtime.batch_size)
 
 
 class CTranslate2Decoder:

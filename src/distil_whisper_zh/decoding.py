@@ -47,6 +47,8 @@ TOKEN_COMPRESSION_RATIO_THRESHOLD = 1.35
 # Whisper's own threshold on UTF-8 text: above it a transcript is mostly repetition.
 TEXT_COMPRESSION_RATIO_THRESHOLD = 2.4
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+LongForm = Literal["sequential", "chunked"]
+MIN_CHUNK_SECONDS = 2.0  # a chunk shorter than this could cut through words at every pause
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,20 @@ class DecodingOptions:
     """seed of the sampled fallback passes"""
     keep_script: bool = False
     """output the model's characters as they are (otherwise converted to Simplified)"""
+    long_form: LongForm = "sequential"
+    """audio over 30 s: sequential (window after window, each from the last timestamp) or chunked (cut at pauses
+    by Silero VAD, each chunk decoded as a short clip: batched, and what a distilled student needs)"""
+    chunk_seconds: float = 15.0
+    """--long-form chunked: the longest chunk, in seconds"""
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
             raise DwzError(f"--num-beams must be at least 1, got {self.num_beams}")
+        if not MIN_CHUNK_SECONDS <= self.chunk_seconds <= WINDOW_SECONDS:
+            raise DwzError(
+                f"--chunk-seconds {self.chunk_seconds:g}: give {MIN_CHUNK_SECONDS:g} to {WINDOW_SECONDS:g} seconds "
+                "(a chunk is decoded as one window)"
+            )
         check_choices(self)
 
 

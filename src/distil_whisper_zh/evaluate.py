@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from tyro.conf import UseAppendAction
 
 from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
+from .chunking import base_decoder, with_long_form
 from .data import SpeechDataset, load_dataset_spec
 from .decoding import (
     WINDOW_SECONDS,
@@ -148,7 +149,7 @@ def run_evaluation(options: EvaluateOptions) -> list[EvalResult]:
     device = resolve_device(options.runtime.device)
     dtype = resolve_dtype(options.runtime.dtype, device)
     meta = _run_metadata(options, device, dtype, threads)
-    runtime = Runtime(device, dtype, threads)
+    runtime = Runtime(device, dtype, threads, options.runtime.batch_size)
     results: list[EvalResult] = []
     for index, model_argument in enumerate(options.model):
         for decoder in _decoders(model_argument, options, runtime, with_assistant=index == 0):
@@ -195,9 +196,9 @@ def _decoders(model: str, options: EvaluateOptions, runtime: Runtime, with_assis
     decoder = make_decoder(model, options.decoding, backend, runtime)
     yield decoder
     if with_assistant and options.backend.assistant:
-        loaded = decoder.loaded
+        loaded = base_decoder(decoder).loaded
         assistant = make_assistant(loaded, options.backend.assistant)
-        yield WhisperDecoder(loaded, options.decoding, assistant=assistant)
+        yield with_long_form(WhisperDecoder(loaded, options.decoding, assistant=assistant), runtime.batch_size)
 
 
 def _unique_name(dataset: SpeechDataset, taken: set[str]) -> SpeechDataset:
@@ -318,6 +319,7 @@ def run_key(decoder: Decoder, dataset: SpeechDataset) -> str:
 
 
 def _runtime_identity(decoder: Decoder) -> dict:
+    decoder = base_decoder(decoder)
     if isinstance(decoder, WhisperDecoder):
         loaded = decoder.loaded
         return {"source": str(loaded.source), "dtype": str(loaded.dtype), "device": loaded.device.type}

@@ -176,10 +176,10 @@ def run_identity(options: PseudoLabelOptions) -> dict:
 
 def upgraded_labels_run(saved: dict) -> dict:
     """A run.json of an earlier version in today's terms (the decoding options `temperature_fallback` and
-    `simplified` became `fallback` and `keep_script`; `timestamps` is new), so labels made before an update are
-    still added to."""
+    `simplified` became `fallback` and `keep_script`; `timestamps`, `long_form` and `chunk_seconds` are new), so
+    labels made before an update are still added to."""
     saved = {"timestamps": False, **saved}  # before --timestamps, labels had no segments
-    decoding = {**saved.get("decoding", {})}
+    decoding = {"long_form": "sequential", "chunk_seconds": 15.0, **saved.get("decoding", {})}  # before --long-form
     if "temperature_fallback" in decoding:
         decoding["fallback"] = decoding.pop("temperature_fallback")
     if "simplified" in decoding:
@@ -264,7 +264,7 @@ def _label(
         if options.runtime.device == "auto" and state.num_processes > 1
         else resolve_device(options.runtime.device)
     )
-    runtime = Runtime(device, resolve_dtype(options.runtime.dtype, device), threads)
+    runtime = Runtime(device, resolve_dtype(options.runtime.dtype, device), threads, options.runtime.batch_size)
     decoder = make_decoder(options.teacher, options.decoding, options.backend, runtime, options.timestamps)
     dataset_of = {id(u): name for name, u in work}
     utterances = [u for _, u in work]

@@ -1,7 +1,8 @@
 """`dwz transcribe`: audio files and folders in, text out: txt, JSON lines (with timed segments), SRT or WebVTT.
 
 Recordings of any length: audio over 30 s is decoded window after window (sequential long-form decoding, each
-window starting where the last segment ended), by transformers or by faster-whisper, whichever runs the model.
+window starting where the last segment ended), by transformers or by faster-whisper, whichever runs the model, or
+with `--long-form chunked` cut at pauses into chunks decoded as short clips (chunking.py).
 Subtitles: one input goes to standard output (or `--output FILE`); several inputs get one `<name>.srt` / `<name>.vtt`
 each, in `--output DIR` or, without it, beside each audio file (as `dwz transcribe a.wav b.mp3 --format srt` writes
 a.srt and b.srt).
@@ -116,7 +117,7 @@ def _transcribe_usable(
     options: TranscribeOptions, utterances: list[Utterance], log: SkipLog, threads: int
 ) -> dict[str, tuple[dict, Transcript]]:
     device = resolve_device(options.runtime.device)
-    runtime = Runtime(device, resolve_dtype(options.runtime.dtype, device), threads)
+    runtime = Runtime(device, resolve_dtype(options.runtime.dtype, device), threads, options.runtime.batch_size)
     decoder = make_decoder(
         options.model, options.decoding, options.backend, runtime, options.timestamps, options.word_timestamps
     )
@@ -133,8 +134,9 @@ def _transcribe_usable(
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
             transcript.segments = transcript.segments or whole_recording(transcript, item.audio_seconds)
             row["segments"] = [segment_row(s) for s in transcript.segments]
-            if options.backend.vad:
+            if options.backend.vad or options.decoding.long_form == "chunked":  # what the VAD heard as no speech
                 row["vad_removed"] = [list(r) for r in transcript.vad_removed]
+            if options.backend.vad:
                 report_vad(utterance.id, transcript.vad_removed)
             results[utterance.id] = (row, transcript)
     return results

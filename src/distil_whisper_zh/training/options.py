@@ -41,7 +41,8 @@ class TrainingOptions:
     max_steps: int | None = None
     """optimizer steps in all (overrides --epochs)"""
     # NAME as in the labels' `dataset` field or the spec's dataset name; weight 3 = three times an epoch, 0.5 = every
-    # other epoch on average; datasets not named keep weight 1
+    # other epoch on average, 0 = never (its clips stay in the caches: runs that differ only in weights share them);
+    # datasets not named keep weight 1
     dataset_weights: dict[str, float] = field(default_factory=dict)
     """NAME W ...: sample the clips of dataset NAME W times as often (e.g. train 3)"""
     eval_data: Annotated[list[str], UseAppendAction] = field(default_factory=list)
@@ -127,10 +128,8 @@ class TrainingOptions:
         if self.learning_rate <= 0:
             raise DwzError(f"--learning-rate must be positive, got {self.learning_rate}")
         for name, weight in self.dataset_weights.items():
-            if not weight > 0:
-                raise DwzError(
-                    f"--dataset-weight {name}={weight}: weights must be positive (leave a dataset out instead)"
-                )
+            if not weight >= 0:
+                raise DwzError(f"--dataset-weights {name} {weight}: a weight is 0 (never drawn) or more")
         if self.max_steps is None and self.epochs <= 0:
             raise DwzError(f"--epochs must be positive, got {self.epochs}")
         if self.max_steps is not None and self.max_steps < 1:

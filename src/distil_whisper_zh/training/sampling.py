@@ -58,7 +58,7 @@ def read_numbers(batches: list[list[int]], epoch: int, weights: list[float] | No
 
 
 def example_weights(utterances: list[Utterance], dataset_weights: dict[str, float]) -> list[float] | None:
-    """Per-clip sampling weights from `--dataset-weight NAME=W` (None when no weights are given).
+    """Per-clip sampling weights from `--dataset-weights NAME W` (None when no weights are given; 0: never drawn).
 
     A clip's dataset is the `dataset` field of its pseudo-label row, or the name of the dataset spec it came from.
     """
@@ -69,4 +69,7 @@ def example_weights(utterances: list[Utterance], dataset_weights: dict[str, floa
     if unknown:
         known = ", ".join(sorted(set(names)))
         raise DwzError(f"--dataset-weight {unknown[0]}=...: no training clips from that dataset (datasets: {known})")
-    return [dataset_weights.get(name, 1.0) for name in names]
+    weights = [dataset_weights.get(name, 1.0) for name in names]
+    if not any(weights):
+        raise DwzError("--dataset-weights: every training clip has weight 0; give some dataset a positive weight")
+    return weights
