@@ -126,3 +126,22 @@ def test_vad_reports_what_it_left_out(tiny_ct2_dir, real_clips, tmp_path, capsys
     outside = sum(b - a for a, b in removed) - in_pause
     assert outside < 1.0  # at most the clips' own leading and trailing silence: their speech is kept
     assert "--vad left out" in captured.err and str(recording) in captured.err
+
+
+@pytest.mark.slow
+def test_timestamps_on_ctranslate2_are_decoded_in_batches_as_faster_whisper_decodes_them(real_clips):
+    """Short clips with --timestamps go through CTranslate2's batched generate (its own timestamp rules), not
+    faster-whisper's one-at-a-time transcribe: the same segments, to a timestamp step or two."""
+    backend = BackendOptions(backend="ctranslate2", compute_type="int8")
+    decoder = make_decoder("pypi:whisper-base", GREEDY, backend, timestamps=True)
+    audios = [load_audio(clip["path"]) for clip in real_clips]
+    batched = decoder.decode(audios)
+    one_by_one = [decoder._transcribe_one(audio) for audio in audios]  # faster-whisper's transcribe
+    same_text = 0
+    for mine, theirs, audio in zip(batched, one_by_one, audios, strict=True):
+        assert mine.segments and all(0 <= s.start < s.end <= len(audio) / 16000 + 0.5 for s in mine.segments)
+        if mine.text == theirs.text:
+            same_text += 1
+            assert [s.start for s in mine.segments] == pytest.approx([s.start for s in theirs.segments], abs=0.05)
+            assert [s.end for s in mine.segments] == pytest.approx([s.end for s in theirs.segments], abs=0.05)
+    assert same_text >= 4

@@ -9,6 +9,7 @@ from distil_whisper_zh.decoding import (
     WhisperDecoder,
     batches_by_length,
     text_compression_ratio,
+    timestamp_spans,
     token_cap,
     transcribe_utterances,
 )
@@ -76,3 +77,10 @@ def test_unknown_language_is_refused(tiny_model_dir):
         WhisperDecoder(load_whisper(str(tiny_model_dir)), DecodingOptions(language="xx"))
     with pytest.raises(DwzError, match="--num-beams must be at least 1"):
         DecodingOptions(num_beams=0)
+
+
+def test_timestamp_spans_pair_each_segment_with_its_opening_and_closing_timestamp():
+    begin = 100  # <|0.00|>
+    ids = [100, 5, 6, 110, 110, 7, 120, 121, 8]  # <|0.00|> a b <|0.20|><|0.20|> c <|0.40|><|0.42|> d (not closed)
+    assert list(timestamp_spans(ids, begin)) == [(0, 3), (4, 6)]  # d after the last timestamp: no segment
+    assert list(timestamp_spans([5, 6], begin)) == []  # no timestamps: no segment

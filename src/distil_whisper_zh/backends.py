@@ -24,6 +24,7 @@ from .chunking import with_long_form
 from .decoding import (
     FALLBACK_TEMPERATURES,
     TEXT_COMPRESSION_RATIO_THRESHOLD,
+    TIME_PRECISION,
     WINDOW_SECONDS,
     Decoder,
     DecodingOptions,
@@ -34,6 +35,7 @@ from .decoding import (
     Word,
     decode_with_fallback,
     text_compression_ratio,
+    timestamp_spans,
     token_cap,
 )
 from .errors import DwzError
@@ -170,8 +172,9 @@ class CTranslate2Decoder:
 
     Clips of one 30-s window are decoded in batches through CTranslate2's batched `generate`, on the same log-mel
     features as transformers (cut to the model's dynamic audio context, if it has one: CTranslate2 takes inputs
-    shorter than 3,000 frames). Long recordings, `--vad` and timestamps go through faster-whisper's `transcribe`,
-    one recording at a time (it pads every window to 30 s).
+    shorter than 3,000 frames), with segment timestamps if asked (CTranslate2 applies Whisper's timestamp rules
+    when the prompt has no `<|notimestamps|>`). Long recordings, `--vad` and word timestamps go through
+    faster-whisper's `transcribe`, one recording at a time (it pads every window to 30 s).
     """
 
     backend = "ctranslate2"
@@ -217,8 +220,9 @@ class CTranslate2Decoder:
         self.context = AudioContext.of(json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
         self.extractor = WhisperFeatureExtractor(feature_size=self.model.model.n_mels)
         tokenizer = Tokenizer(self.model.hf_tokenizer, True, task=options.task, language=options.language)
-        self.prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        self.prompt = [*tokenizer.sot_sequence] + ([] if timestamps else [tokenizer.no_timestamps])
         self.eos = tokenizer.eot
+        self.timestamp_begin = tokenizer.timestamp_begin
         self._params: int | None = None
 
     @property
@@ -254,7 +258,7 @@ class CTranslate2Decoder:
         return [self._transcript(ids, cap, tries) for ids, tries in zip(tokens, retries, strict=True)]
 
     def _through_faster_whisper(self, prepared: Prepared) -> bool:
-        return prepared.long_form or self.vad or self.timestamps or self.word_timestamps
+        return prepared.long_form or self.vad or self.word_timestamps
 
     def _generate(self, features: np.ndarray, temperature: float, cap: int) -> list[list[int]]:
         sampled = temperature > 0
@@ -278,7 +282,20 @@ class CTranslate2Decoder:
         content = [t for t in ids if t < self.eos][:cap]  # the same cap as transformers, token for token
         raw = self._raw_text(content)
         hit_cap = len(content) >= cap
-        return Transcript(self._shown(raw), raw, len(content), hit_cap, text_compression_ratio(raw), retries=retries)
+        ratio = text_compression_ratio(raw)
+        return Transcript(self._shown(raw), raw, len(content), hit_cap, ratio, self._segments(ids), retries=retries)
+
+    def _segments(self, ids: list[int]) -> list[Segment]:
+        """The segments of a window decoded with timestamps (none without)."""
+        if not self.timestamps:
+            return []
+        segments = []
+        for opened, closed in timestamp_spans(ids, self.timestamp_begin):
+            text = self._shown(self._raw_text(ids[opened + 1 : closed]))
+            if text:
+                start, end = (round((ids[i] - self.timestamp_begin) * TIME_PRECISION, 2) for i in (opened, closed))
+                segments.append(Segment(start, end, text))
+        return segments
 
     def _transcribe_one(self, audio: np.ndarray) -> Transcript:
         """faster-whisper's `transcribe` for one recording (long-form, VAD, timestamps), with its own fallback."""

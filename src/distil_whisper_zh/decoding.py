@@ -373,23 +373,18 @@ class WhisperDecoder:
         return Transcript(self._shown(raw), raw, len(content), hit_cap, text_compression_ratio(raw), segments)
 
     def _window_segments(self, ids: list[int], times: list[float] | None = None) -> list[Segment]:
-        """Segments of one window decoded with timestamp tokens (none without `timestamps`): the text between a
-        timestamp token and the next one (Whisper closes a segment with `<|t|>` and opens the next with `<|t|>`),
-        with its words when the token `times` are given."""
+        """Segments of one window decoded with timestamp tokens (none without `timestamps`), with their words when
+        the token `times` are given."""
         if not self.timestamps:
             return []
         begin = self.loaded.model.generation_config.no_timestamps_token_id + 1  # <|0.00|>
-        segments, opened = [], None  # the index of the timestamp token the current segment starts at
-        for index, token in enumerate(ids):
-            if token < begin:
-                continue
-            if opened is not None and index > opened + 1:
-                text = self._shown(self._raw_text(ids[opened + 1 : index]))
-                if text:
-                    start, end = ((ids[i] - begin) * TIME_PRECISION for i in (opened, index))
-                    words = tuple(self._words(ids[opened : index + 1], times[opened : index + 1])) if times else ()
-                    segments.append(Segment(round(start, 2), round(end, 2), text, words))
-            opened = index
+        segments = []
+        for opened, closed in timestamp_spans(ids, begin):
+            text = self._shown(self._raw_text(ids[opened + 1 : closed]))
+            if text:
+                start, end = ((ids[i] - begin) * TIME_PRECISION for i in (opened, closed))
+                words = tuple(self._words(ids[opened : closed + 1], times[opened : closed + 1])) if times else ()
+                segments.append(Segment(round(start, 2), round(end, 2), text, words))
         return segments
 
     def _long_form_segments(self, segments: list[dict]) -> list[Segment]:
@@ -430,6 +425,20 @@ class WhisperDecoder:
 
     def _shown(self, raw: str) -> str:
         return raw if self.options.keep_script else to_simplified(raw)
+
+
+def timestamp_spans(ids: Sequence[int], begin: int) -> Iterator[tuple[int, int]]:
+    """(i, j) for consecutive timestamp tokens `ids[i]`, `ids[j]` with text between them: a segment's text is
+    `ids[i + 1 : j]`, from `(ids[i] - begin) * TIME_PRECISION` to `(ids[j] - begin) * TIME_PRECISION` seconds (Whisper
+    closes a segment with `<|t|>` and opens the next with `<|t|>`; `begin` is `<|0.00|>`). Text after the last
+    timestamp, not closed, is no segment."""
+    opened = None  # the index of the timestamp token the current segment starts at
+    for index, token in enumerate(ids):
+        if token < begin:
+            continue
+        if opened is not None and index > opened + 1:
+            yield opened, index
+        opened = index
 
 
 def _check_language(loaded: LoadedWhisper, language: str) -> str:
