@@ -128,6 +128,23 @@ def test_vad_reports_what_it_left_out(tiny_ct2_dir, real_clips, tmp_path, capsys
     assert "--vad left out" in captured.err and str(recording) in captured.err
 
 
+def test_short_clips_with_timestamps_go_through_ctranslate2s_batched_generate(tiny_ct2_dir, real_clips, monkeypatch):
+    decoder = make_decoder(str(tiny_ct2_dir), GREEDY, timestamps=True)
+
+    def one_at_a_time(audio):
+        raise AssertionError("short clips must not go through faster-whisper's transcribe")
+
+    monkeypatch.setattr(decoder, "_transcribe_one", one_at_a_time)
+    audios = [load_audio(clip["path"]) for clip in real_clips[:3]]
+    transcripts = decoder.decode(audios)
+    assert any(t.segments for t in transcripts)
+    for transcript, audio in zip(transcripts, audios, strict=True):
+        times = [t for s in transcript.segments for t in (s.start, s.end)]
+        assert times == sorted(times) and all(0 <= t <= 30.0 for t in times)  # a random model times anything
+        last_end = [len(audio) / 16000] if transcript.segments else []  # a segment not closed ends with the clip
+        assert all(round(t / 0.02) * 0.02 == pytest.approx(t) for t in times if t not in last_end)
+
+
 @pytest.mark.slow
 def test_timestamps_on_ctranslate2_are_decoded_in_batches_as_faster_whisper_decodes_them(real_clips):
     """Short clips with --timestamps go through CTranslate2's batched generate (its own timestamp rules), not

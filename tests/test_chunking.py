@@ -23,7 +23,6 @@ from distil_whisper_zh.cli import main
 from distil_whisper_zh.decoding import DecodingOptions, Segment, Transcript, WhisperDecoder, Word
 from distil_whisper_zh.errors import DwzError
 
-pytest.importorskip("faster_whisper")
 CHUNKED = DecodingOptions(fallback=False, long_form="chunked", chunk_seconds=15.0)
 
 
@@ -33,9 +32,11 @@ def seconds(*pairs: tuple[float, float]) -> list[Chunk]:
 
 @pytest.fixture(scope="module")
 def joined(aishell_rows):
-    """About 47 s of consecutive real S0150 clips joined, and the join times."""
+    """About 47 s of consecutive real S0150 clips joined, and the join times (the tests that take it cut with
+    faster-whisper's VAD)."""
     from conftest import AISHELL_S0150
 
+    pytest.importorskip("faster_whisper")
     audios = [load_audio(AISHELL_S0150 / row["audio"]) for row in aishell_rows[40:55]]
     joins = np.cumsum([len(a) for a in audios])[:-1] / SAMPLE_RATE
     return np.concatenate(audios).astype(np.float32), joins
@@ -92,17 +93,37 @@ def test_chunked_decoding_of_a_long_recording_on_both_runtimes(tiny_model_dir, t
     short = audio[: 8 * SAMPLE_RATE]
     chunks = plan_chunks(audio, 15.0)
     for model in (tiny_model_dir, tiny_ct2_dir):
-        decoder = make_decoder(str(model), CHUNKED, runtime=Runtime(batch_size=16))
+        decoder = make_decoder(str(model), CHUNKED, runtime=Runtime(batch_size=1))
         assert isinstance(decoder, ChunkedDecoder)
         plain = base_decoder(decoder)
         assert decoder.decode([short]) == plain.decode([short])  # a clip of one window: exactly as without chunking
         (transcript,) = decoder.decode([audio])
-        expected = plain.decode([audio[c.start : c.end] for c in chunks])  # the chunks as one batch of clips
+        expected = [plain.decode([audio[c.start : c.end]])[0] for c in chunks]  # each chunk alone, in order
         assert transcript.raw_text == join_texts([t.raw_text for t in expected])
         assert transcript.num_tokens == sum(t.num_tokens for t in expected)
-        starts = [s.start for s in transcript.segments]
-        assert starts == sorted(starts) and all(s.end <= len(audio) / SAMPLE_RATE for s in transcript.segments)
-        assert set(starts) <= {round(c.start / SAMPLE_RATE, 2) for c in chunks}
+        with_text = [c for c, t in zip(chunks, expected, strict=True) if t.text]
+        assert [s.start for s in transcript.segments] == [round(c.start / SAMPLE_RATE, 2) for c in with_text]
+        assert [s.end for s in transcript.segments] == [round(c.end / SAMPLE_RATE, 2) for c in with_text]
+
+
+def test_a_batch_of_clips_recordings_and_silence_comes_back_whole_and_in_order(tiny_model_dir, joined):
+    audio, _ = joined
+    short, silence = audio[: 5 * SAMPLE_RATE], np.zeros(35 * SAMPLE_RATE, np.float32)
+    decoder = make_decoder(str(tiny_model_dir), CHUNKED, runtime=Runtime(batch_size=3))
+    first, clip, quiet, second = decoder.decode([audio, short, silence, audio[: 40 * SAMPLE_RATE]])
+    assert quiet.text == "" and quiet.segments == [] and quiet.vad_removed == [(0.0, 35.0)]
+    assert clip.segments == [] and clip.vad_removed == []  # a clip of one window: one piece, no VAD
+    for transcript, recording in ((first, audio), (second, audio[: 40 * SAMPLE_RATE])):  # each its own chunks
+        chunk_starts = {round(c.start / SAMPLE_RATE, 2) for c in plan_chunks(recording, 15.0)}
+        assert transcript.segments and {s.start for s in transcript.segments} <= chunk_starts
+        assert all(s.end <= len(recording) / SAMPLE_RATE for s in transcript.segments)
+
+
+def test_vad_and_chunked_long_form_do_not_go_together(tiny_ct2_dir):
+    from distil_whisper_zh.backends import BackendOptions
+
+    with pytest.raises(DwzError, match="--vad and --long-form chunked both cut recordings at pauses"):
+        make_decoder(str(tiny_ct2_dir), CHUNKED, BackendOptions(vad=True))
 
 
 def test_sequential_decoding_is_not_wrapped(tiny_model_dir):

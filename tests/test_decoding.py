@@ -8,6 +8,7 @@ from distil_whisper_zh.decoding import (
     DecodingOptions,
     WhisperDecoder,
     batches_by_length,
+    capped,
     text_compression_ratio,
     timestamp_spans,
     token_cap,
@@ -82,5 +83,13 @@ def test_unknown_language_is_refused(tiny_model_dir):
 def test_timestamp_spans_pair_each_segment_with_its_opening_and_closing_timestamp():
     begin = 100  # <|0.00|>
     ids = [100, 5, 6, 110, 110, 7, 120, 121, 8]  # <|0.00|> a b <|0.20|><|0.20|> c <|0.40|><|0.42|> d (not closed)
-    assert list(timestamp_spans(ids, begin)) == [(0, 3), (4, 6)]  # d after the last timestamp: no segment
+    assert list(timestamp_spans(ids, begin)) == [(0, 3), (4, 6), (7, None)]  # d, not closed, runs to the end
+    assert list(timestamp_spans(ids[:8], begin)) == [(0, 3), (4, 6)]  # ends on a timestamp: nothing after it
     assert list(timestamp_spans([5, 6], begin)) == []  # no timestamps: no segment
+
+
+def test_the_token_cap_counts_text_tokens_only():
+    eos = 50
+    ids = [60, 1, 2, 70, 70, 3, 4, 80, 50]  # timestamps (60, 70, 80) and end-of-text do not count
+    assert capped(ids, 3, eos) == [60, 1, 2, 70, 70, 3]
+    assert capped(ids, 4, eos) == ids and capped(ids, None, eos) == ids

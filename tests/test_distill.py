@@ -310,12 +310,14 @@ def test_example_weights_name_the_datasets():
     clips[1].fields["dataset"] = "train"
     assert example_weights(clips, {}) is None
     assert example_weights(clips, {"train": 3.0}) == [1.0, 3.0]
-    with pytest.raises(DwzError, match=r"--dataset-weight real=\.\.\.: no training clips .*datasets: train, tts"):
+    with pytest.raises(DwzError, match=r"--dataset-weights real W: no training clips .*datasets: train, tts"):
         example_weights(clips, {"real": 2.0})
     assert example_weights(clips, {"tts": 0.0}) == [0.0, 1.0]  # never drawn, but still among the clips
     assert sorted(i for b in global_batches(2, 1, epoch=0, seed=0, weights=[0.0, 1.0]) for i in b) == [1]
     with pytest.raises(DwzError, match="every training clip has weight 0"):
         example_weights(clips, {"tts": 0.0, "train": 0.0})
+    with pytest.raises(DwzError, match="epoch 0 draws no clip at all"):
+        global_batches(2, 1, epoch=0, seed=0, weights=[0.0, 0.01])
     with pytest.raises(DwzError, match="--dataset-weights train -1.0: a weight is 0 .never drawn. or more"):
         TrainingOptions(dataset_weights={"train": -1.0})
 

@@ -33,6 +33,7 @@ from .decoding import (
     Transcript,
     WhisperDecoder,
     Word,
+    capped,
     decode_with_fallback,
     text_compression_ratio,
     timestamp_spans,
@@ -149,6 +150,8 @@ def make_decoder(
     backend = backend or BackendOptions()
     runtime = runtime or Runtime()
     chosen = choose_backend(model, backend.backend)
+    if backend.vad and decoding.long_form == "chunked":
+        raise DwzError("--vad and --long-form chunked both cut recordings at pauses (Silero VAD): choose one")
     if chosen == "ctranslate2":
         if backend.assistant:
             raise DwzError(f"--assistant needs the transformers backend; {model} runs on CTranslate2 ({EXPORT_HINT})")
@@ -255,7 +258,11 @@ class CTranslate2Decoder:
             self._raw_text,
             self.options,
         )
-        return [self._transcript(ids, cap, tries) for ids, tries in zip(tokens, retries, strict=True)]
+        seconds = [len(a) / SAMPLE_RATE for a in prepared.audios]
+        return [
+            self._transcript(ids, cap, tries, length)
+            for ids, tries, length in zip(tokens, retries, seconds, strict=True)
+        ]
 
     def _through_faster_whisper(self, prepared: Prepared) -> bool:
         return prepared.long_form or self.vad or self.word_timestamps
@@ -278,27 +285,30 @@ class CTranslate2Decoder:
     def _raw_text(self, ids: list[int]) -> str:
         return self.model.hf_tokenizer.decode([t for t in ids if t < self.eos]).strip()
 
-    def _transcript(self, ids: list[int], cap: int, retries: int) -> Transcript:
-        content = [t for t in ids if t < self.eos][:cap]  # the same cap as transformers, token for token
+    def _transcript(self, ids: list[int], cap: int, retries: int, seconds: float) -> Transcript:
+        ids = capped(ids, cap, self.eos)  # the same cap as transformers, token for token
+        content = [t for t in ids if t < self.eos]
         raw = self._raw_text(content)
         hit_cap = len(content) >= cap
         ratio = text_compression_ratio(raw)
-        return Transcript(self._shown(raw), raw, len(content), hit_cap, ratio, self._segments(ids), retries=retries)
+        segments = self._segments(ids, seconds)
+        return Transcript(self._shown(raw), raw, len(content), hit_cap, ratio, segments, retries=retries)
 
-    def _segments(self, ids: list[int]) -> list[Segment]:
-        """The segments of a window decoded with timestamps (none without)."""
+    def _segments(self, ids: list[int], seconds: float) -> list[Segment]:
+        """The segments of a window of `seconds` decoded with timestamps (none without)."""
         if not self.timestamps:
             return []
-        segments = []
-        for opened, closed in timestamp_spans(ids, self.timestamp_begin):
+        begin, segments = self.timestamp_begin, []
+        for opened, closed in timestamp_spans(ids, begin):
             text = self._shown(self._raw_text(ids[opened + 1 : closed]))
             if text:
-                start, end = (round((ids[i] - self.timestamp_begin) * TIME_PRECISION, 2) for i in (opened, closed))
-                segments.append(Segment(start, end, text))
+                start = (ids[opened] - begin) * TIME_PRECISION
+                end = seconds if closed is None else (ids[closed] - begin) * TIME_PRECISION
+                segments.append(Segment(round(start, 2), round(max(start, end), 2), text))
         return segments
 
     def _transcribe_one(self, audio: np.ndarray) -> Transcript:
-        """faster-whisper's `transcribe` for one recording (long-form, VAD, timestamps), with its own fallback."""
+        """faster-whisper's `transcribe` for one recording (long-form, VAD, word timestamps), with its own fallback."""
         seconds = len(audio) / SAMPLE_RATE
         cap = token_cap(seconds)
         fallback = self.options.fallback

@@ -22,9 +22,10 @@ from .audio import SAMPLE_RATE
 from .decoding import WINDOW_SECONDS, Decoder, Prepared, Segment, Transcript, Word
 from .errors import DwzError
 
-# Silero VAD for cutting, not for filtering: faster-whisper's batched pipeline settings (a pause of 160 ms ends a
-# region; regions longer than a chunk are split at their last pause) with a lower speech threshold than its 0.5,
-# so quiet speech stays inside a chunk (a 3.3-s utterance of a long recording was dropped whole at 0.5).
+# Silero VAD for cutting, not for filtering: as faster-whisper's batched pipeline cuts (a pause of 160 ms ends a
+# region; regions longer than a chunk are split at their last pause), with a lower speech threshold than its 0.5,
+# so quiet speech stays inside a chunk (a 3.3-s utterance of a long recording was dropped whole at 0.5), and 200 ms
+# of padding instead of its 400 (chunks are contiguous stretches here, so the pause stays in the audio anyway).
 CHUNK_VAD = {"threshold": 0.35, "min_silence_duration_ms": 160, "speech_pad_ms": 200}
 GAP_REPORTED_SECONDS = 0.1  # stretches left out between chunks shorter than this are not reported
 
@@ -121,20 +122,13 @@ def assemble(pieces: Sequence[Transcript], chunks: Sequence[Chunk], samples: int
     )
 
 
-@dataclass
-class ChunkPlan:
-    """A batch's recordings cut into chunks, and the chunks' batches prepared for the model."""
-
-    chunks: list[list[Chunk]]  # per recording, in order
-    order: list[tuple[int, int]]  # (recording, chunk) of each piece, longest first, as the batches hold them
-    batches: list[Prepared]
-
-
 class ChunkedDecoder:
-    """Any `Decoder`, with recordings over one window decoded chunk by chunk (see the module docstring).
+    """Any `Decoder`, with batches that hold a recording over one window decoded chunk by chunk (see the module
+    docstring); batches of clips of one window go to the model as they are.
 
-    `batch_size` chunks are decoded together (the pieces of a batch's recordings, longest first); clips of one
-    window go to the model as they are."""
+    `batch_size` chunks are decoded together (the chunks of a batch's recordings, longest first, and its short
+    clips as chunks of their own). The VAD and the chunks' features are timed as the model's work: a batch's
+    features are made as its chunks are decoded, so memory does not grow with the length of the recordings."""
 
     def __init__(self, inner: Decoder, batch_size: int):
         if inner.options.long_form != "chunked":
@@ -148,30 +142,30 @@ class ChunkedDecoder:
         return self.inner.params
 
     def prepare(self, audios: Sequence[np.ndarray]) -> Prepared:
-        """VAD and chunking of the long recordings, and the chunks' features (all of it model-independent)."""
-        if all(len(a) <= WINDOW_SECONDS * SAMPLE_RATE for a in audios):
-            return self.inner.prepare(audios)
-        chunks = [plan_chunks(audio, self.options.chunk_seconds) for audio in audios]
-        order = [(r, c) for r, own in enumerate(chunks) for c in range(len(own))]
-        order.sort(key=lambda rc: chunks[rc[0]][rc[1]].end - chunks[rc[0]][rc[1]].start, reverse=True)
-        pieces = [audios[r][chunks[r][c].start : chunks[r][c].end] for r, c in order]
-        batches = [self.inner.prepare(pieces[i : i + self.batch_size]) for i in range(0, len(pieces), self.batch_size)]
-        return Prepared(audios, ChunkPlan(chunks, order, batches))
+        """Clips of one window: the model's features; a batch with a long recording: nothing yet."""
+        prepared = Prepared(audios)
+        return prepared if prepared.long_form else self.inner.prepare(audios)
 
     def decode(self, audios: Sequence[np.ndarray]) -> list[Transcript]:
         return self.decode_prepared(self.prepare(audios))
 
     def decode_prepared(self, prepared: Prepared) -> list[Transcript]:
-        plan = prepared.features
-        if not isinstance(plan, ChunkPlan):
+        if not prepared.long_form:
             return self.inner.decode_prepared(prepared)
-        decoded = [t for batch in plan.batches for t in self.inner.decode_prepared(batch)]
-        pieces: dict[tuple[int, int], Transcript] = dict(zip(plan.order, decoded, strict=True))
+        audios = prepared.audios
+        chunks = [plan_chunks(audio, self.options.chunk_seconds) for audio in audios]
+        pieces = [(r, c) for r, own in enumerate(chunks) for c in range(len(own))]
+        pieces.sort(key=lambda rc: chunks[rc[0]][rc[1]].end - chunks[rc[0]][rc[1]].start, reverse=True)
+        decoded: dict[tuple[int, int], Transcript] = {}
+        for i in range(0, len(pieces), self.batch_size):
+            group = pieces[i : i + self.batch_size]
+            clips = [audios[r][chunks[r][c].start : chunks[r][c].end] for r, c in group]
+            decoded.update(zip(group, self.inner.decode(clips), strict=True))
         return [
-            assemble([pieces[(r, c)] for c in range(len(own))], own, len(audio))
+            assemble([decoded[(r, c)] for c in range(len(own))], own, len(audio))
             if own
             else replace(_empty(), vad_removed=gaps([], len(audio)))
-            for r, (own, audio) in enumerate(zip(plan.chunks, prepared.audios, strict=True))
+            for r, (own, audio) in enumerate(zip(chunks, audios, strict=True))
         ]
 
 

@@ -4,7 +4,7 @@ Guards: a cap on new tokens from the audio duration (a weak student that never e
 and Whisper's compression-ratio check with temperature fallback against runaway repetition ("补博补博补博..."),
 one loop (`decode_with_fallback`) for every runtime, so both re-decode the same outputs and count their retries.
 Audio longer than 30 s is decoded whole by transformers' sequential long-form decoding, with segment timestamps
-(and its own per-window fallback).
+(and its own per-window fallback), or with `--long-form chunked` cut at pauses into short clips (chunking.py).
 `WhisperDecoder` runs transformers; `backends.CTranslate2Decoder` runs faster-whisper; both satisfy `Decoder`.
 """
 
@@ -289,8 +289,13 @@ class WhisperDecoder:
             self._raw_text,
             self.options,
         )
+        eos = self.loaded.processor.tokenizer.eos_token_id
+        seconds = self._seconds(prepared)
         return [
-            replace(self._transcript(ids, cap, self._window_segments(ids, times.get(row))), retries=tries)
+            replace(
+                self._transcript(ids, cap, self._window_segments(capped(ids, cap, eos), seconds[row], times.get(row))),
+                retries=tries,
+            )
             for row, (ids, tries) in enumerate(zip(tokens, retries, strict=True))
         ]
 
@@ -372,20 +377,26 @@ class WhisperDecoder:
         hit_cap = cap is not None and len(content) >= cap and eos not in ids[-1:]
         return Transcript(self._shown(raw), raw, len(content), hit_cap, text_compression_ratio(raw), segments)
 
-    def _window_segments(self, ids: list[int], times: list[float] | None = None) -> list[Segment]:
-        """Segments of one window decoded with timestamp tokens (none without `timestamps`), with their words when
-        the token `times` are given."""
+    def _window_segments(self, ids: list[int], seconds: float, times: list[float] | None = None) -> list[Segment]:
+        """Segments of one window of `seconds` decoded with timestamp tokens (none without `timestamps`), with
+        their words when the token `times` are given."""
         if not self.timestamps:
             return []
         begin = self.loaded.model.generation_config.no_timestamps_token_id + 1  # <|0.00|>
         segments = []
         for opened, closed in timestamp_spans(ids, begin):
-            text = self._shown(self._raw_text(ids[opened + 1 : closed]))
+            stop = len(ids) if closed is None else closed + 1
+            text = self._shown(self._raw_text(ids[opened + 1 : stop]))
             if text:
-                start, end = ((ids[i] - begin) * TIME_PRECISION for i in (opened, closed))
-                words = tuple(self._words(ids[opened : closed + 1], times[opened : closed + 1])) if times else ()
-                segments.append(Segment(round(start, 2), round(end, 2), text, words))
+                start = (ids[opened] - begin) * TIME_PRECISION
+                end = seconds if closed is None else (ids[closed] - begin) * TIME_PRECISION
+                words = tuple(self._words(ids[opened:stop], times[opened:stop])) if times else ()
+                segments.append(Segment(round(start, 2), round(max(start, end), 2), text, words))
         return segments
+
+    @staticmethod
+    def _seconds(prepared: Prepared) -> list[float]:
+        return [len(a) / SAMPLE_RATE for a in prepared.audios]
 
     def _long_form_segments(self, segments: list[dict]) -> list[Segment]:
         eos = self.loaded.processor.tokenizer.eos_token_id
@@ -427,11 +438,12 @@ class WhisperDecoder:
         return raw if self.options.keep_script else to_simplified(raw)
 
 
-def timestamp_spans(ids: Sequence[int], begin: int) -> Iterator[tuple[int, int]]:
-    """(i, j) for consecutive timestamp tokens `ids[i]`, `ids[j]` with text between them: a segment's text is
+def timestamp_spans(ids: Sequence[int], begin: int) -> Iterator[tuple[int, int | None]]:
+    """(i, j) for consecutive timestamp tokens `ids[i]`, `ids[j]` with tokens between them: a segment's text is
     `ids[i + 1 : j]`, from `(ids[i] - begin) * TIME_PRECISION` to `(ids[j] - begin) * TIME_PRECISION` seconds (Whisper
-    closes a segment with `<|t|>` and opens the next with `<|t|>`; `begin` is `<|0.00|>`). Text after the last
-    timestamp, not closed, is no segment."""
+    closes a segment with `<|t|>` and opens the next with `<|t|>`; `begin` is `<|0.00|>`). Tokens after the last
+    timestamp, not closed, come last as (i, None): that segment runs to the end of the audio (a window of one clip
+    has nothing after it for a next pass to decode again)."""
     opened = None  # the index of the timestamp token the current segment starts at
     for index, token in enumerate(ids):
         if token < begin:
@@ -439,6 +451,20 @@ def timestamp_spans(ids: Sequence[int], begin: int) -> Iterator[tuple[int, int]]
         if opened is not None and index > opened + 1:
             yield opened, index
         opened = index
+    if opened is not None and opened + 1 < len(ids):
+        yield opened, None
+
+
+def capped(ids: Sequence[int], cap: int | None, eos: int) -> list[int]:
+    """`ids` up to their `cap`-th text token (specials and timestamps, all from `eos` up, do not count)."""
+    if cap is None:
+        return list(ids)
+    count = 0
+    for index, token in enumerate(ids):
+        count += token < eos
+        if count > cap:
+            return list(ids[:index])
+    return list(ids)
 
 
 def _check_language(loaded: LoadedWhisper, language: str) -> str:

@@ -262,6 +262,8 @@ def evaluate_one(
     result.data_spec = dataset.spec
     result.skipped = len(log.for_dataset(dataset.name)) if log else 0
     result.backend = decoder.backend
+    if result.long_form is not None and decoder.options.long_form == "chunked":
+        result.long_form.segments_from = "chunks"  # evaluate decodes chunks without timestamps
     result.same_text_as_baseline = _same_text_share(scored, report_dir, baseline)
     write_jsonl_atomic(report_dir / result.hypotheses_file, sorted(scored, key=lambda row: row["id"]))
     return result

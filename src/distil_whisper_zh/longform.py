@@ -63,6 +63,9 @@ class LongFormTiming:
     # the same count at the middle of each clip, where no join is: what boundaries placed anyhow would score
     decoys_found: int
     longest_silence: float  # seconds: the longest stretch of a recording no segment covers (a lost window shows)
+    # where the segments come from: the model's timestamps (sequential long-form), or the chunks the VAD cut
+    # (--long-form chunked, one segment a chunk): then the checks above describe the VAD, not the model
+    segments_from: str = "timestamps"
 
     @property
     def joins_found_share(self) -> float | None:

@@ -179,7 +179,8 @@ def upgraded_labels_run(saved: dict) -> dict:
     `simplified` became `fallback` and `keep_script`; `timestamps`, `long_form` and `chunk_seconds` are new), so
     labels made before an update are still added to."""
     saved = {"timestamps": False, **saved}  # before --timestamps, labels had no segments
-    decoding = {"long_form": "sequential", "chunk_seconds": 15.0, **saved.get("decoding", {})}  # before --long-form
+    before_long_form = {"long_form": "sequential", "chunk_seconds": DecodingOptions.chunk_seconds}
+    decoding = {**before_long_form, **saved.get("decoding", {})}
     if "temperature_fallback" in decoding:
         decoding["fallback"] = decoding.pop("temperature_fallback")
     if "simplified" in decoding:

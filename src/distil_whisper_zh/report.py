@@ -77,15 +77,18 @@ def long_form_lines(results: list[dict]) -> list[str]:
         "",
         "Long-form (clips joined into recordings): segments out of order or past the end of the audio (recordings), "
         "joins between clips with a segment boundary within 1 s (and, as chance, mid-clip points that have one), "
-        "and the longest stretch no segment covers.",
+        "and the longest stretch no segment covers. Segments from the model's timestamps, or from the chunks the VAD "
+        "cut (--long-form chunked: then these checks describe the VAD, not the model).",
         "",
-        "| model | backend | dataset | recordings | out of order | past end | joins found | chance | uncovered (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | backend | dataset | segments | recordings | out of order | past end | joins found | chance | "
+        "uncovered (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         t = r["long_form"]
         lines.append(
-            f"| {r['model']} | {r.get('backend', 'transformers')} | {r['dataset']} | {t['recordings']} | "
+            f"| {r['model']} | {r.get('backend', 'transformers')} | {r['dataset']} | "
+            f"{t.get('segments_from', 'timestamps')} | {t['recordings']} | "
             f"{t['out_of_order']} | {t['past_end']} | {t['joins_found']}/{t['joins']} | "
             f"{t.get('decoys_found', 'n/a')}/{t['joins']} | {t['longest_silence']:.1f} |"
         )

@@ -41,7 +41,7 @@ def load_training_data(specs: list[str], log: SkipLog | None = None) -> list[Utt
         dataset: SpeechDataset = load_labels(spec) if (Path(spec) / LABELS_FILE).is_file() else load_dataset_spec(spec)
         log.extend(dataset.skipped)
         for utterance in dataset.utterances:
-            utterance.fields.setdefault("dataset", dataset.name)  # for --dataset-weight
+            utterance.fields.setdefault("dataset", dataset.name)  # for --dataset-weights
         utterances += screen(dataset.utterances, TRAINING_SCREEN, log, dataset.name)
     seen: set[str] = set()
     duplicates = [u.id for u in utterances if u.id in seen or seen.add(u.id)]

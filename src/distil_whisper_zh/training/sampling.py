@@ -35,6 +35,8 @@ def global_batches(
     """This epoch's batches of example indices, `epoch_size // global_batch` of them, all full (a last, smaller
     batch is dropped; a weighted epoch that drew fewer clips than its expected size wraps around)."""
     order = epoch_order(num_examples, epoch, seed, weights)
+    if not order:
+        raise DwzError(f"--dataset-weights: epoch {epoch} draws no clip at all; give the datasets larger weights")
     count = max(1, epoch_size(weights, num_examples) // global_batch)
     needed = count * global_batch
     order = (order * math.ceil(needed / max(1, len(order))))[:needed] if len(order) < needed else order
@@ -68,7 +70,7 @@ def example_weights(utterances: list[Utterance], dataset_weights: dict[str, floa
     unknown = sorted(set(dataset_weights) - set(names))
     if unknown:
         known = ", ".join(sorted(set(names)))
-        raise DwzError(f"--dataset-weight {unknown[0]}=...: no training clips from that dataset (datasets: {known})")
+        raise DwzError(f"--dataset-weights {unknown[0]} W: no training clips from that dataset (datasets: {known})")
     weights = [dataset_weights.get(name, 1.0) for name in names]
     if not any(weights):
         raise DwzError("--dataset-weights: every training clip has weight 0; give some dataset a positive weight")
