@@ -13,7 +13,19 @@ import json
 from pathlib import Path
 
 S0150, HELDOUT = "s0150-nontest", "kokoro-heldout"  # dataset names (a manifest.jsonl is named by its folder)
-ORDER = ["base", "aug", "one-voice", "known-text", "layers-2", "layers-4", "epochs-6"]
+ORDER = [
+    "base",
+    "aug",
+    "aug-speed",
+    "aug-noise",
+    "aug-room",
+    "aug-channel",
+    "one-voice",
+    "known-text",
+    "layers-2",
+    "layers-4",
+    "epochs-6",
+]
 
 
 def results_by_dataset(report: Path) -> dict[str, dict]:
