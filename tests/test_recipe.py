@@ -298,3 +298,52 @@ def test_a_stage_marker_from_before_a_new_option_still_counts(tmp_path, commands
     recorded["options"]["seed"] = "other"
     marker.write_text(json.dumps(recorded))
     assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == ["s"]
+
+
+def test_a_recipe_with_two_voices_augmented_views_and_a_voice_left_out(tiny_model_dir, aishell_rows, tmp_path):
+    """Two voices (the package's synthetic demo voice and the real S0150 speaker) labelled, distilled on cached
+    audio-augmented views, and scored per voice; a second run that leaves one voice out (weight 0) reads the same
+    caches and is another run. The mechanics of recipes/cpu-base-zh.yaml and its ablation, on a tiny model."""
+    from pathlib import Path
+
+    from conftest import write_s0150_manifest
+
+    corpus = Path(demo.__file__).parent / "demo_corpus"
+    rows = [json.loads(line) for line in (corpus / "train.jsonl").read_text("utf-8").splitlines()[:6]]
+    synthetic = tmp_path / "voice-a.jsonl"
+    synthetic.write_text(
+        "".join(json.dumps({**r, "audio": str(corpus / r["audio"])}, ensure_ascii=False) + "\n" for r in rows), "utf-8"
+    )
+    real = write_s0150_manifest(aishell_rows[:6], tmp_path / "voice-b.jsonl")
+    training = {"batch-size": 4, "max-steps": 3, "cache-encoder-states": True, "cache-dir": "{out}/cache"}
+    training |= {"augment-views": 1, "audio-augment": ["speed", "noise", "babble"], "eval-every": 0}
+    student = {"command": "distill", "student": "{out}/init", "teacher": str(tiny_model_dir), "data": ["{out}/labels"]}
+    recipe = {
+        "out": str(tmp_path / "run"),
+        "stages": [
+            {"name": "labels", "command": "pseudo-label", "teacher": str(tiny_model_dir), "fallback": False,
+             "data": [str(synthetic), str(real)], "out": "{out}/labels", "max-cer": 100.0},
+            {"name": "init", "command": "create-student", "teacher": str(tiny_model_dir), "decoder-layers": 1,
+             "out": "{out}/init"},
+            {"name": "both", **student, **training, "out": "{out}/both"},
+            {"name": "one", **student, **training, "out": "{out}/one", "dataset-weights": {"voice-b": 0}},
+            {"name": "eval", "command": "evaluate", "model": ["{out}/both", "{out}/one"], "fallback": False,
+             "data": [str(synthetic), str(real)], "report": "{out}/report"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+    assert main(["run", str(path)]) == 0
+    run = tmp_path / "run"
+    labels = [json.loads(line) for line in (run / "labels" / "labels.jsonl").read_text("utf-8").splitlines()]
+    assert sorted({row["dataset"] for row in labels}) == ["voice-a", "voice-b"] and len(labels) == 12
+    caches = sorted(p.name for p in (run / "cache").glob("encoder-*.npy"))
+    assert len(caches) == 2 and any("-view1-" in name for name in caches)  # clean + one augmented view, shared
+    identities = [
+        json.loads((run / name / "checkpoints" / "last" / "run.json").read_text()) for name in ("both", "one")
+    ]
+    assert identities[0] != identities[1]  # leaving a voice out is another run
+    report = json.loads((run / "report" / "report.json").read_text("utf-8"))
+    assert sorted((r["model"].rsplit("/", 1)[-1], r["dataset"]) for r in report["results"]) == [
+        ("both", "voice-a"), ("both", "voice-b"), ("one", "voice-a"), ("one", "voice-b"),
+    ]  # fmt: skip
