@@ -149,6 +149,7 @@ def test_evaluate_and_transcribe_take_long_form_chunked(tiny_model_dir, aishell_
     assert saved["decoding"]["long_form"] == "chunked" and saved["decoding"]["chunk_seconds"] == 10
     (result,) = saved["results"]
     assert result["long_form"]["out_of_order"] == 0 and result["long_form"]["past_end"] == 0
+    assert result["long_form"]["segments_from"] == "chunks of <= 10 s"
 
     audio, _ = joined
     path = tmp_path / "meeting.wav"

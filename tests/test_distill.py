@@ -1,7 +1,9 @@
 import json
+import math
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
@@ -70,6 +72,14 @@ def test_distillation_learns_and_writes_a_model_dir(student_dir, tiny_model_dir,
     for name in ("model.safetensors", "config.json", "tokenizer.json", "preprocessor_config.json", "loss.png"):
         assert (tmp_path / "out" / name).is_file(), name
     assert (tmp_path / "out" / "checkpoints" / "best" / "model.safetensors").is_file()
+    # the student reads long recordings in chunks as long as its training clips: 90% of 3 clips is the longest,
+    # rounded up to half a second
+    longest = max(
+        sf.info(str(small_manifest.parent / json.loads(line)["audio"])).duration
+        for line in small_manifest.read_text("utf-8").splitlines()
+    )
+    config = json.loads((tmp_path / "out" / "config.json").read_text("utf-8"))
+    assert config["dwz_long_form"] == {"mode": "chunked", "chunk_seconds": math.ceil(2 * longest) / 2}
 
 
 def test_frozen_encoder_is_untouched(student_dir, tiny_model_dir, small_manifest, tmp_path):

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .config_fields import read_record, write_field
 from .errors import DwzError
 
 CONFIG_KEY = "dwz_audio_context"  # in config.json (transformers) and the CTranslate2 export's config.json
@@ -71,23 +72,12 @@ class AudioContext:
     @classmethod
     def of(cls, config) -> AudioContext:
         """The context a model was trained for, from its config object or config.json dict."""
-        value = config.get(CONFIG_KEY) if isinstance(config, dict) else getattr(config, CONFIG_KEY, None)
-        if not value:
-            return cls()
-        try:
-            return cls(**value)
-        except (TypeError, DwzError) as error:
-            raise DwzError(f"the model's config has an unusable {CONFIG_KEY} ({value!r}): {error}") from None
+        return read_record(config, CONFIG_KEY, cls)
 
 
 def record(config, context: AudioContext) -> None:
     """Write `context` into a transformers config (removing the field for the full window)."""
-    value = context.to_json()
-    if value is None:
-        if hasattr(config, CONFIG_KEY):
-            delattr(config, CONFIG_KEY)
-    else:
-        setattr(config, CONFIG_KEY, value)
+    write_field(config, CONFIG_KEY, context.to_json())
 
 
 def cut_features(features, frames: int):

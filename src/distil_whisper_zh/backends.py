@@ -8,7 +8,6 @@ CTranslate2 file itself; a transformers model has to be exported first (`dwz exp
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from transformers import WhisperFeatureExtractor
 from .audio import SAMPLE_RATE
 from .audio_context import AudioContext, cut_features
 from .chunking import with_long_form
+from .config_fields import read_config
 from .decoding import (
     FALLBACK_TEMPERATURES,
     TEXT_COMPRESSION_RATIO_THRESHOLD,
@@ -40,6 +40,7 @@ from .decoding import (
     token_cap,
 )
 from .errors import DwzError
+from .long_form_mode import CONFIG_KEY as LONG_FORM_KEY
 from .models import load_whisper
 from .models.ct2 import read_ct2_model
 from .models.ct2_import import PYPI_WHISPER_BASE, is_ct2_dir, pypi_ct2_dir
@@ -150,8 +151,6 @@ def make_decoder(
     backend = backend or BackendOptions()
     runtime = runtime or Runtime()
     chosen = choose_backend(model, backend.backend)
-    if backend.vad and decoding.long_form == "chunked":
-        raise DwzError("--vad and --long-form chunked both cut recordings at pauses (Silero VAD): choose one")
     if chosen == "ctranslate2":
         if backend.assistant:
             raise DwzError(f"--assistant needs the transformers backend; {model} runs on CTranslate2 ({EXPORT_HINT})")
@@ -202,7 +201,14 @@ class CTranslate2Decoder:
         self._ctranslate2 = ctranslate2
         self.name = name
         self.model_dir = model_dir
-        self.options = options
+        config = read_config(model_dir)
+        self.options = options.for_model(config)
+        if backend.vad and self.options.long_form == "chunked":
+            given = "" if options.long_form else f" ({name} reads long recordings chunked: its {LONG_FORM_KEY})"
+            raise DwzError(
+                f"--vad and --long-form chunked{given} both cut recordings at pauses (Silero VAD): choose one "
+                "(--long-form sequential keeps --vad)"
+            )
         self.timestamps = timestamps
         self.word_timestamps = word_timestamps  # the model's alignment heads (dwz align-heads for a student)
         self.vad = backend.vad
@@ -220,7 +226,7 @@ class CTranslate2Decoder:
             raise DwzError(f"{model_dir}: CTranslate2 cannot load this model ({error})") from None
         if options.language not in self.model.supported_languages:
             raise DwzError(f"--language {options.language!r}: {name} has no such language token")
-        self.context = AudioContext.of(json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
+        self.context = AudioContext.of(config)
         self.extractor = WhisperFeatureExtractor(feature_size=self.model.model.n_mels)
         tokenizer = Tokenizer(self.model.hf_tokenizer, True, task=options.task, language=options.language)
         self.prompt = [*tokenizer.sot_sequence] + ([] if timestamps else [tokenizer.no_timestamps])

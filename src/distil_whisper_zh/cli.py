@@ -160,6 +160,12 @@ def cmd_export(options) -> None:
             "dwz transcribe/evaluate read it; faster-whisper's own transcribe() pads every window to 30 s, so call "
             "it through dwz (or feed CTranslate2's generate the cut features) to get the speed-up"
         )
+    if result.long_form.mode == "chunked":
+        print(
+            f"recordings over 30 s read in chunks of <= {result.long_form.chunk_seconds:g} s cut at pauses, recorded "
+            f"in {result.out}/config.json: dwz transcribe/evaluate read it; with faster-whisper, use its "
+            f"BatchedInferencePipeline(...).transcribe(audio, chunk_length={int(result.long_form.chunk_seconds)})"
+        )
     if result.check_cer is not None:
         print(f"check clip: transformers {result.transformers_text!r}")
         print(f"            ctranslate2  {result.ctranslate2_text!r}  (CER between them {100 * result.check_cer:.1f}%)")

@@ -25,6 +25,7 @@ from .audio import SAMPLE_RATE
 from .audio_context import AudioContext, cut_features
 from .data import Utterance
 from .errors import DwzError
+from .long_form_mode import LongForm, LongFormMode, check_chunk_seconds
 from .models import LoadedWhisper
 from .models.encoder import encode
 from .options import check_choices
@@ -47,8 +48,6 @@ TOKEN_COMPRESSION_RATIO_THRESHOLD = 1.35
 # Whisper's own threshold on UTF-8 text: above it a transcript is mostly repetition.
 TEXT_COMPRESSION_RATIO_THRESHOLD = 2.4
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-LongForm = Literal["sequential", "chunked"]
-MIN_CHUNK_SECONDS = 2.0  # a chunk shorter than this could cut through words at every pause
 
 
 @dataclass(frozen=True)
@@ -67,21 +66,29 @@ class DecodingOptions:
     """seed of the sampled fallback passes"""
     keep_script: bool = False
     """output the model's characters as they are (otherwise converted to Simplified)"""
-    long_form: LongForm = "sequential"
+    long_form: LongForm | None = None
     """audio over 30 s: sequential (window after window, each from the last timestamp) or chunked (cut at pauses
-    by Silero VAD, each chunk decoded as a short clip: batched, and what a distilled student needs)"""
-    chunk_seconds: float = 15.0
-    """--long-form chunked: the longest chunk, in seconds"""
+    by Silero VAD, each chunk decoded as a short clip: batched, and what a distilled student needs); default: the
+    model's own (chunked for a dwz student, which records it in its config), else sequential"""
+    chunk_seconds: float | None = None
+    """--long-form chunked: the longest chunk, in seconds; default: the model's own (a dwz student's is about its
+    training clips), else 15"""
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
             raise DwzError(f"--num-beams must be at least 1, got {self.num_beams}")
-        if not MIN_CHUNK_SECONDS <= self.chunk_seconds <= WINDOW_SECONDS:
-            raise DwzError(
-                f"--chunk-seconds {self.chunk_seconds:g}: give {MIN_CHUNK_SECONDS:g} to {WINDOW_SECONDS:g} seconds "
-                "(a chunk is decoded as one window)"
-            )
+        if self.chunk_seconds is not None:
+            check_chunk_seconds(self.chunk_seconds)
         check_choices(self)
+
+    def for_model(self, config) -> DecodingOptions:
+        """These options with the long-form reading not given taken from the model's config (`long_form_mode`)."""
+        own = LongFormMode.of(config)
+        return replace(
+            self,
+            long_form=self.long_form or own.mode,
+            chunk_seconds=self.chunk_seconds or own.chunk_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -213,7 +220,7 @@ class WhisperDecoder:
         word_timestamps: bool = False,
     ):
         self.loaded = loaded
-        self.options = options
+        self.options = options.for_model(loaded.model.config)
         self.language = _check_language(loaded, options.language)
         self.assistant = assistant
         self.word_timestamps = word_timestamps

@@ -263,7 +263,8 @@ def evaluate_one(
     result.skipped = len(log.for_dataset(dataset.name)) if log else 0
     result.backend = decoder.backend
     if result.long_form is not None and decoder.options.long_form == "chunked":
-        result.long_form.segments_from = "chunks"  # evaluate decodes chunks without timestamps
+        # evaluate decodes chunks without timestamps; each model reads its own chunk length (long_form_mode)
+        result.long_form.segments_from = f"chunks of <= {decoder.options.chunk_seconds:g} s"
     result.same_text_as_baseline = _same_text_share(scored, report_dir, baseline)
     write_jsonl_atomic(report_dir / result.hypotheses_file, sorted(scored, key=lambda row: row["id"]))
     return result

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Literal
 
 from .audio import load_audio
-from .audio_context import CONFIG_KEY, AudioContext
+from .audio_context import AudioContext
+from .config_fields import dwz_fields, read_config
 from .decoding import DecodingOptions, WhisperDecoder
 from .errors import DwzError
 from .files import write_atomically
+from .long_form_mode import LongFormMode
 from .metrics import utterance_counts
 from .models import load_whisper, resolve_model
 from .options import check_choices
@@ -48,6 +50,7 @@ class ExportResult:
     transformers_text: str | None
     ctranslate2_text: str | None
     context: AudioContext = field(default_factory=AudioContext)  # recorded in OUT/config.json when dynamic
+    long_form: LongFormMode = field(default_factory=LongFormMode)  # recorded in OUT/config.json when chunked
 
     @property
     def check_cer(self) -> float | None:
@@ -69,20 +72,20 @@ def export_ctranslate2(options: ExportOptions) -> ExportResult:
         raise DwzError(f"{source}: {', '.join(missing)} missing; an export without them is unusable")
     out = Path(options.out)
 
-    context = AudioContext.of(json.loads((source / "config.json").read_text(encoding="utf-8")))
+    own = dwz_fields(read_config(source))  # how the model reads audio (config_fields)
+    context, long_form = AudioContext.of(own), LongFormMode.of(own)
 
     def write(folder: Path) -> None:
         converter = ctranslate2.converters.TransformersConverter(str(source), copy_files=list(COPIED_FILES))
         converter.convert(str(folder), quantization=options.quantization, force=True)
-        if context.dynamic:  # CTranslate2 ignores the key; dwz's CTranslate2 runtime reads it
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            config[CONFIG_KEY] = context.to_json()
+        if own:  # CTranslate2 ignores these keys; dwz's CTranslate2 runtime reads them
+            config = read_config(folder) | own
             (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
     write_atomically(out, write)
     if options.check_audio is None:
-        return ExportResult(str(out), None, None, context)
-    return ExportResult(str(out), *compare_runtimes(str(source), out, options.check_audio), context)
+        return ExportResult(str(out), None, None, context, long_form)
+    return ExportResult(str(out), *compare_runtimes(str(source), out, options.check_audio), context, long_form)
 
 
 def compare_runtimes(model_dir: str, ct2_dir: Path, audio_path: str) -> tuple[str, str]:

@@ -64,7 +64,7 @@ class LongFormTiming:
     decoys_found: int
     longest_silence: float  # seconds: the longest stretch of a recording no segment covers (a lost window shows)
     # where the segments come from: the model's timestamps (sequential long-form), or the chunks the VAD cut
-    # (--long-form chunked, one segment a chunk): then the checks above describe the VAD, not the model
+    # (--long-form chunked, one segment a chunk, "chunks of <= 6.5 s"): then the checks above describe the VAD
     segments_from: str = "timestamps"
 
     @property

@@ -202,10 +202,19 @@ def check_choices(options: Any) -> None:
     """A DwzError for the first field of `options` (not nested) whose value is not one of its Literal choices: the
     check for options built in code, which neither tyro nor `from_mapping` saw."""
     for name, kind in typing.get_type_hints(type(options)).items():
-        kind = _strip_annotated(kind)
-        if typing.get_origin(kind) is typing.Literal and getattr(options, name) not in typing.get_args(kind):
+        kind, value = _strip_optional(_strip_annotated(kind)), getattr(options, name)
+        if typing.get_origin(kind) is typing.Literal and value is not None and value not in typing.get_args(kind):
             choices = ", ".join(map(str, typing.get_args(kind)))
-            raise DwzError(f"--{cli_name(name)} {getattr(options, name)!r}: choose one of {choices}")
+            raise DwzError(f"--{cli_name(name)} {value!r}: choose one of {choices}")
+
+
+def _strip_optional(kind: Any) -> Any:
+    """`X` for `X | None` (None is then the field's "not given"), else `kind`."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0] if len(rest) == 1 else kind
+    return kind
 
 
 def identity(options: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from tyro.conf import UseAppendAction
 
 from .audio import SAMPLE_RATE
 from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
+from .config_fields import read_config
 from .data import SpeechDataset, Utterance, load_dataset_spec
 from .decoding import DecodingOptions, Transcript, transcribe_utterances
 from .errors import DwzError
@@ -27,6 +28,7 @@ from .files import write_text_atomic
 from .fingerprint import audio_stamp, digest, model_files_fingerprint
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .label_segments import label_segments
+from .long_form_mode import LongFormMode
 from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
 from .options import check_choices, neutral
@@ -167,7 +169,7 @@ def run_identity(options: PseudoLabelOptions) -> dict:
                 "numerals": options.numerals,
                 "punctuation": options.punctuation,
                 "timestamps": options.timestamps,
-                "decoding": asdict(options.decoding),
+                "decoding": asdict(options.decoding.for_model(read_config(source))),
             },
             default=str,
         )
@@ -179,7 +181,8 @@ def upgraded_labels_run(saved: dict) -> dict:
     `simplified` became `fallback` and `keep_script`; `timestamps`, `long_form` and `chunk_seconds` are new), so
     labels made before an update are still added to."""
     saved = {"timestamps": False, **saved}  # before --timestamps, labels had no segments
-    before_long_form = {"long_form": "sequential", "chunk_seconds": DecodingOptions.chunk_seconds}
+    before_long_form = asdict(LongFormMode())  # as read by a teacher without dwz_long_form
+    before_long_form["long_form"] = before_long_form.pop("mode")
     decoding = {**before_long_form, **saved.get("decoding", {})}
     if "temperature_fallback" in decoding:
         decoding["fallback"] = decoding.pop("temperature_fallback")

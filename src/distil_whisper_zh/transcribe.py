@@ -134,7 +134,7 @@ def _transcribe_usable(
             row.update(looped=transcript.looped, hit_token_cap=transcript.hit_token_cap)
             transcript.segments = transcript.segments or whole_recording(transcript, item.audio_seconds)
             row["segments"] = [segment_row(s) for s in transcript.segments]
-            if options.backend.vad or options.decoding.long_form == "chunked":  # what the VAD heard as no speech
+            if options.backend.vad or decoder.options.long_form == "chunked":  # what the VAD heard as no speech
                 row["vad_removed"] = [list(r) for r in transcript.vad_removed]
             if options.backend.vad:
                 report_vad(utterance.id, transcript.vad_removed)

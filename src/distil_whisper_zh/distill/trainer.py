@@ -15,6 +15,7 @@ from tyro.conf import UseAppendAction
 
 from ..errors import DwzError
 from ..fingerprint import clips_fingerprint
+from ..long_form_mode import LongFormMode
 from ..models import LoadedWhisper, load_whisper
 from ..models.loading import load_config
 from ..script_tokens import TraditionalSpellings, simplified_token_map
@@ -122,6 +123,12 @@ class Distiller(Trainer):
         self.teacher.model.requires_grad_(False).eval()
         self.shared_encoder = not self.training.train_encoder and encoders_identical(student.model, self.teacher.model)
         return student
+
+    def long_form_mode(self) -> LongFormMode:
+        """A student reads long recordings in chunks about as long as the clips it is trained on (long_form_mode);
+        clips of a dataset weighted 0 are never drawn and do not count."""
+        drawn = self.weights or [1.0] * len(self.utterances)
+        return LongFormMode.for_training_clips([u.seconds() for u, w in zip(self.utterances, drawn, strict=True) if w])
 
     def encoders_to_cache(self) -> dict[str, torch.nn.Module]:
         """The frozen student's encoder (when shared, it serves the teacher too) and the teacher's; with a dynamic

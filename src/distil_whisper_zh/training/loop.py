@@ -28,6 +28,8 @@ from ..data import Utterance
 from ..decoding import WINDOW_FRAMES
 from ..errors import DwzError
 from ..files import recover_interrupted, write_atomically
+from ..long_form_mode import LongFormMode
+from ..long_form_mode import record as record_long_form
 from ..models import LoadedWhisper
 from ..models.encoder import encode
 from ..options import defaults, identity
@@ -125,6 +127,7 @@ class Trainer:
         self.processor = self.model.processor
         self.context = self.training.context() or AudioContext.of(self.model.model.config)
         record(self.model.model.config, self.context)  # every checkpoint says how its encoder reads audio
+        record_long_form(self.model.model.config, self.long_form_mode())  # and how it reads long recordings
         if self.training.dropout is not None:
             set_dropout(self.model.model, self.training.dropout)
         self.examples = [Example(u, label_token_ids(self.processor.tokenizer, u.text)) for u in self.utterances]
@@ -134,6 +137,10 @@ class Trainer:
 
     def preflight(self) -> None:
         """Cheap checks of the model arguments (configs only), before the data is read and decoded."""
+
+    def long_form_mode(self) -> LongFormMode:
+        """How the trained model reads recordings over 30 s: by default as the model did before training."""
+        return LongFormMode.of(self.model.model.config)
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         raise NotImplementedError
