@@ -3,6 +3,7 @@ one report comparing both; errors that name the fix."""
 
 import json
 
+import jiwer
 import numpy as np
 import pytest
 
@@ -148,8 +149,9 @@ def test_short_clips_with_timestamps_go_through_ctranslate2s_batched_generate(ti
 @pytest.mark.slow
 def test_timestamps_on_ctranslate2_are_decoded_in_batches_as_faster_whisper_decodes_them(real_clips):
     """Short clips with --timestamps go through CTranslate2's batched generate (its own timestamp rules), not
-    faster-whisper's one-at-a-time transcribe: the same segments, to a timestamp step or two."""
-    backend = BackendOptions(backend="ctranslate2", compute_type="int8")
+    faster-whisper's one-at-a-time transcribe: the same segments, to a timestamp step or two. Compared in float32:
+    int8 kernels round differently with a batch's padding, which flips a character on these clips (29度/29多)."""
+    backend = BackendOptions(backend="ctranslate2", compute_type="float32")
     decoder = make_decoder("pypi:whisper-base", GREEDY, backend, timestamps=True)
     audios = [load_audio(clip["path"]) for clip in real_clips]
     batched = decoder.decode(audios)
@@ -157,8 +159,8 @@ def test_timestamps_on_ctranslate2_are_decoded_in_batches_as_faster_whisper_deco
     same_text = 0
     for mine, theirs, audio in zip(batched, one_by_one, audios, strict=True):
         assert mine.segments and all(0 <= s.start < s.end <= len(audio) / 16000 + 0.5 for s in mine.segments)
-        if mine.text == theirs.text:
-            same_text += 1
-            assert [s.start for s in mine.segments] == pytest.approx([s.start for s in theirs.segments], abs=0.05)
-            assert [s.end for s in mine.segments] == pytest.approx([s.end for s in theirs.segments], abs=0.05)
+        assert jiwer.cer(theirs.text, mine.text) <= 0.2, (mine.text, theirs.text)  # a character at most
+        assert [s.start for s in mine.segments] == pytest.approx([s.start for s in theirs.segments], abs=0.05)
+        assert [s.end for s in mine.segments] == pytest.approx([s.end for s in theirs.segments], abs=0.05)
+        same_text += mine.text == theirs.text
     assert same_text >= 4
