@@ -17,6 +17,7 @@ from distil_whisper_zh.decoding import WINDOW_FRAMES, DecodingOptions, WhisperDe
 from distil_whisper_zh.distill import DistillOptions, LossWeights, run_distillation
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.export import ExportOptions, export_ctranslate2
+from distil_whisper_zh.finetune import AdaLoraOptions, FinetuneOptions, run_finetune
 from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.models.encoder import encode
 from distil_whisper_zh.student import CreateStudentOptions, create_student
@@ -225,3 +226,78 @@ def test_timestamped_decoding_of_a_short_clip_reads_the_dynamic_context(dynamic_
     (transcript,) = decoder.decode_prepared(prepared)
     assert transcript.raw_text == expected
     assert all(s.start <= s.end for s in transcript.segments)
+
+
+def _finetune(model, manifest, out, method="full", adapt_encoder=False, **training):
+    defaults = dict(batch_size=3, max_steps=3, warmup_steps=0, save_every=3, eval_every=0, learning_rate=1e-3)
+    return FinetuneOptions(
+        model=str(model),
+        data=[str(manifest)],
+        out=str(out),
+        method=method,
+        adalora=AdaLoraOptions(adapt_encoder=adapt_encoder),
+        training=TrainingOptions(**{**defaults, **training}),
+    )
+
+
+def test_finetuning_trains_the_encoder_for_a_dynamic_context_and_records_it(tiny_model_dir, small_manifest, tmp_path):
+    out = tmp_path / "out"
+    run_finetune(_finetune(tiny_model_dir, small_manifest, out, audio_context="dynamic", train_encoder=True))
+    assert json.loads((out / "config.json").read_text())[CONFIG_KEY] == DYNAMIC.to_json()
+    before, after = load_file(str(tiny_model_dir / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert not torch.equal(before["model.encoder.layers.1.fc2.weight"], after["model.encoder.layers.1.fc2.weight"])
+
+
+def test_finetuning_a_dynamic_model_keeps_its_context(dynamic_model_dir, small_manifest, tmp_path):
+    out = tmp_path / "out"
+    run_finetune(_finetune(dynamic_model_dir, small_manifest, out, method="adalora"))  # no context option given
+    assert json.loads((out / "config.json").read_text())[CONFIG_KEY] == DYNAMIC.to_json()
+
+
+def test_finetune_refuses_a_dynamic_context_its_encoder_cannot_learn(tiny_model_dir, tmp_path):
+    for method in ("full", "adalora"):  # a frozen encoder would read short inputs it never learned
+        with pytest.raises(DwzError, match="--audio-context dynamic: the encoder must learn to read short inputs"):
+            _finetune(tiny_model_dir, "m.jsonl", tmp_path, method=method, audio_context="dynamic")
+    with pytest.raises(DwzError, match="--method adalora adapts the encoder with --adapt-encoder, not --train-encoder"):
+        _finetune(tiny_model_dir, "m.jsonl", tmp_path, method="adalora", train_encoder=True)
+    options = _finetune(tiny_model_dir, "m", tmp_path, method="adalora", adapt_encoder=True, audio_context="dynamic")
+    assert options.training.train_encoder  # the adapters of the encoder learn the short inputs
+
+
+def test_a_margin_without_a_dynamic_context_is_refused():
+    with pytest.raises(DwzError, match="--context-margin and --context-multiple shape a dynamic audio context"):
+        TrainingOptions(context_margin=128)
+    with pytest.raises(DwzError, match="add --audio-context dynamic"):
+        TrainingOptions(audio_context="full", context_multiple=16)
+
+
+def test_too_many_top_encoder_layers_are_refused_before_the_data_is_read(student_dir, tiny_model_dir, tmp_path):
+    options = _distill(
+        student_dir, tiny_model_dir, tmp_path / "missing.jsonl", tmp_path / "out",
+        audio_context="dynamic", train_encoder=True, train_encoder_layers=3,
+    )  # fmt: skip
+    with pytest.raises(DwzError, match="--train-encoder-layers 3: the encoder has only 2 layers"):
+        run_distillation(options)  # the manifest does not exist: the layer count failed first
+
+
+def test_evaluate_and_transcribe_read_the_models_context_without_flags(
+    dynamic_model_dir, tiny_model_dir, real_clips, small_manifest, tmp_path, capsys
+):
+    audio = load_audio(real_clips[0]["path"])
+    greedy = DecodingOptions(fallback=False, keep_script=True)
+    (short,) = WhisperDecoder(load_whisper(str(dynamic_model_dir)), greedy).decode([audio])
+    (full,) = WhisperDecoder(load_whisper(str(tiny_model_dir)), greedy).decode([audio])  # same weights, 30-s window
+    assert short.raw_text != full.raw_text  # what each context reads tells them apart
+    out = tmp_path / "t.json"
+    assert main(["transcribe", "--model", str(dynamic_model_dir), str(real_clips[0]["path"]), "--format", "json",
+                 "--no-fallback", "--keep-script", "-o", str(out)]) == 0  # fmt: skip
+    assert json.loads(out.read_text())["text"] == short.text  # one JSON line a recording
+    report = tmp_path / "report"  # batch 1: a batch reads its longest clip's context
+    assert main(["evaluate", "--model", str(dynamic_model_dir), "--data", str(small_manifest), "--no-fallback",
+                 "--batch-size", "1", "--report", str(report)]) == 0  # fmt: skip
+    (result,) = json.loads((report / "report.json").read_text())["results"]
+    assert result["audio_context"] == DYNAMIC.to_json()
+    assert "| clip + 1.28 s |" in (report / "report.md").read_text()  # 64 positions of 20 ms
+    rows = [json.loads(line) for line in (report / result["hypotheses_file"]).read_text().splitlines()]
+    first = next(row for row in rows if real_clips[0]["path"].stem in row["id"])
+    assert first["raw_hypothesis"] == short.raw_text

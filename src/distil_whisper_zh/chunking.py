@@ -135,7 +135,7 @@ class ChunkedDecoder:
             raise DwzError("ChunkedDecoder decodes --long-form chunked only")
         self.inner = inner
         self.batch_size = batch_size
-        self.name, self.backend, self.options = inner.name, inner.backend, inner.options
+        self.name, self.backend, self.options, self.context = inner.name, inner.backend, inner.options, inner.context
 
     @property
     def params(self) -> int:

@@ -149,6 +149,7 @@ class Decoder(Protocol):
     name: str  # the model argument as the user gave it (plus the assistant, if any)
     backend: str  # "transformers" or "ctranslate2"
     options: DecodingOptions
+    context: AudioContext  # how much of each 30-s window the encoder reads (the model's dwz_audio_context)
 
     @property
     def params(self) -> int: ...

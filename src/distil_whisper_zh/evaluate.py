@@ -118,6 +118,7 @@ class EvalResult:
     backend: str = "transformers"  # runtime: transformers or ctranslate2
     same_text_as_baseline: float | None = None  # share of raw hypotheses equal to the first model's; None for it
     long_form: LongFormTiming | None = None  # segment checks on recordings joined by --concat
+    audio_context: dict | None = None  # how much of each 30-s window the encoder read (None: all of it)
 
 
 def slug(text: str) -> str:
@@ -262,6 +263,7 @@ def evaluate_one(
     result.data_spec = dataset.spec
     result.skipped = len(log.for_dataset(dataset.name)) if log else 0
     result.backend = decoder.backend
+    result.audio_context = base_decoder(decoder).context.to_json()
     if result.long_form is not None and decoder.options.long_form == "chunked":
         # evaluate decodes chunks without timestamps; each model reads its own chunk length (long_form_mode)
         result.long_form.segments_from = f"chunks of <= {decoder.options.chunk_seconds:g} s"

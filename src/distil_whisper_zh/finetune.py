@@ -24,7 +24,7 @@ from .models import LoadedWhisper, load_whisper
 from .models.loading import load_config
 from .options import check_choices
 from .training.checkpoint import write_model_files
-from .training.layers import freeze_encoder_layers
+from .training.layers import check_encoder_layers, freeze_encoder_layers
 from .training.loop import TrainBatch, Trainer, TrainSummary
 from .training.options import FINETUNE_LEARNING_RATE, TrainingOptions
 
@@ -76,6 +76,15 @@ class FinetuneOptions:
             raise DwzError("give at least one --data")
         if self.adalora.target_r > self.adalora.init_r or self.adalora.target_r < 1:
             raise DwzError(f"--target-r must be in 1..--init-r ({self.adalora.init_r}), got {self.adalora.target_r}")
+        if self.method == "adalora" and self.training.train_encoder and not self.adalora.adapt_encoder:
+            raise DwzError("--method adalora adapts the encoder with --adapt-encoder, not --train-encoder")
+        encoder_learns = self.adalora.adapt_encoder if self.method == "adalora" else self.training.train_encoder
+        if self.training.dynamic_context and not encoder_learns:
+            raise DwzError(
+                "--audio-context dynamic: the encoder must learn to read short inputs; add --adapt-encoder (adalora) "
+                "or --train-encoder (full), or give the model a fast encoder with dwz distill, which trains it "
+                "against the teacher's full-window states (a model that reads a dynamic context keeps it here)"
+            )
         if self.method == "adalora" and self.adalora.adapt_encoder:
             # the encoder's adapters learn: its states change every step (a copy: the caller's options stay theirs)
             self.training = dataclasses.replace(self.training, train_encoder=True)
@@ -138,7 +147,8 @@ class FineTuner(Trainer):
         return self.options.method == "adalora"
 
     def preflight(self) -> None:
-        load_config(self.options.model)
+        config = load_config(self.options.model)
+        check_encoder_layers(config.encoder_layers, self.training.train_encoder_layers)
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         # AdaLoRA resumes from the original weights plus saved adapters; full fine-tuning from the checkpoint.

@@ -28,6 +28,11 @@ def _f1(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _reads(context: dict | None) -> str:
+    """A model's audio context in words: Whisper's window, or each clip plus its margin (20-ms positions)."""
+    return "30-s window" if not context else f"clip + {context['margin'] * 0.02:.2f} s"
+
+
 def markdown_report(report: dict) -> str:
     lines = [
         "# Evaluation report",
@@ -36,13 +41,14 @@ def markdown_report(report: dict) -> str:
         + ", ".join(f"{k}={v}" for k, v in report["decoding"].items())
         + f"; {report['date']}.",
         "",
-        "| model | backend | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | speed-up | "
-        "same text as first | Traditional | punct. F1 | looped | cut by token cap |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | backend | reads | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | "
+        "speed-up | same text as first | Traditional | punct. F1 | looped | cut by token cap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lines.append(
-            f"| {r['model']} | {r.get('backend', 'transformers')} | {r['dataset']} | {r['utterances']} | "
+            f"| {r['model']} | {r.get('backend', 'transformers')} | {_reads(r.get('audio_context'))} | "
+            f"{r['dataset']} | {r['utterances']} | "
             f"{r['audio_seconds']:.1f} | {r['params']:,} | "
             f"{_percent(r['cer'])} | {_percent(r['cer_numerals'])} | {r['rtf']:.4f} | {r['speedup']:.2f}x | "
             f"{_percent(r.get('same_text_as_baseline'))} | "
@@ -55,8 +61,10 @@ def markdown_report(report: dict) -> str:
         "",
         f"**CER (numerals):** {report['normalization_numerals']}.",
         "",
-        "RTF = wall-clock seconds / audio seconds (audio decoding, features and generation included); speed-up = "
-        "wall time of the first model on the same data in this run / this model's; same text as first = share of "
+        "RTF = the model's wall-clock seconds (encoder and generation, fallback re-decodes included; audio decoding "
+        "and log-mel features are timed apart, `feature_seconds` in report.json) / audio seconds; speed-up = the "
+        "first model's time on the same data in this run / this model's; reads = how much of each 30-s window the "
+        "encoder reads (the model's dynamic audio context); same text as first = share of "
         "raw hypotheses identical to the first model's (1.0 for speculative decoding: the text is the model's own). "
         "Traditional = share of raw "
         "hypotheses with Traditional-only characters; punct. F1 = punctuation marks placed as in the reference "

@@ -19,6 +19,7 @@ from ..long_form_mode import LongFormMode
 from ..models import LoadedWhisper, load_whisper
 from ..models.loading import load_config
 from ..script_tokens import TraditionalSpellings, simplified_token_map
+from ..training.layers import check_encoder_layers
 from ..training.loop import TrainBatch, Trainer, TrainSummary
 from ..training.options import TrainingOptions
 from .losses import LossWeights, TopK, distillation_loss, encoder_state_loss
@@ -113,7 +114,9 @@ class Distiller(Trainer):
             )
 
     def preflight(self) -> None:
-        check_pair(load_config(self.options.student), load_config(self.options.teacher))
+        student = load_config(self.options.student)
+        check_pair(student, load_config(self.options.teacher))
+        check_encoder_layers(student.encoder_layers, self.training.train_encoder_layers)
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         device = self.accelerator.device

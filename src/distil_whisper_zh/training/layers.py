@@ -23,11 +23,17 @@ def set_dropout(model, probability: float) -> None:
             module.dropout = probability
 
 
+def check_encoder_layers(encoder_layers: int, top_layers: int | None) -> None:
+    """`--train-encoder-layers` must fit an encoder of `encoder_layers` layers (checked from the config alone,
+    before any data is read)."""
+    if top_layers is not None and top_layers > encoder_layers:
+        raise DwzError(f"--train-encoder-layers {top_layers}: the encoder has only {encoder_layers} layers")
+
+
 def freeze_encoder_layers(encoder, frozen: bool, top_layers: int | None) -> None:
     """Freeze the whole encoder, or all but its top `top_layers` layers and final layer norm (None: train all).
     Frozen parts run in eval mode (no dropout: their states must be reproducible). Position tables stay frozen."""
-    if top_layers is not None and top_layers > len(encoder.layers):
-        raise DwzError(f"--train-encoder-layers {top_layers}: the encoder has only {len(encoder.layers)} layers")
+    check_encoder_layers(len(encoder.layers), top_layers)
     trained = [] if frozen else [encoder] if top_layers is None else [*encoder.layers[-top_layers:], encoder.layer_norm]
     encoder.requires_grad_(False)
     encoder.eval()

@@ -154,3 +154,9 @@ class TrainingOptions:
             if self.train_encoder_layers < 1:
                 raise DwzError(f"--train-encoder-layers must be at least 1, got {self.train_encoder_layers}")
         self.context()  # a margin or multiple that makes no sense fails here, before any heavy work
+        shaped = (self.context_margin, self.context_multiple) != (DEFAULT_MARGIN, DEFAULT_MULTIPLE)
+        if shaped and not self.dynamic_context:
+            raise DwzError(
+                "--context-margin and --context-multiple shape a dynamic audio context: add --audio-context dynamic "
+                "(a model that already reads one keeps the margin it was trained with)"
+            )
