@@ -49,9 +49,11 @@ def test_regions_merge_into_chunks_no_longer_than_the_limit():
     assert merge_regions([], 10.0) == []
 
 
-def test_a_clip_of_one_window_is_one_chunk_and_a_long_recording_is_cut_at_its_pauses(joined):
+def test_a_clip_of_one_chunk_is_one_chunk_and_a_longer_recording_is_cut_at_its_pauses(joined):
     audio, joins = joined
-    assert plan_chunks(audio[: 20 * SAMPLE_RATE], 15.0) == [Chunk(0, 20 * SAMPLE_RATE)]
+    assert plan_chunks(audio[: 15 * SAMPLE_RATE], 15.0) == [Chunk(0, 15 * SAMPLE_RATE)]
+    within_a_window = plan_chunks(audio[: 25 * SAMPLE_RATE], 15.0)  # one 30-s window, but longer than a chunk
+    assert len(within_a_window) >= 2 and all(c.end - c.start <= 15 * SAMPLE_RATE for c in within_a_window)
     chunks = plan_chunks(audio, 15.0)
     assert len(chunks) >= 4
     assert all(0 < (c.end - c.start) / SAMPLE_RATE <= 15.0 for c in chunks)
@@ -96,7 +98,7 @@ def test_chunked_decoding_of_a_long_recording_on_both_runtimes(tiny_model_dir, t
         decoder = make_decoder(str(model), CHUNKED, runtime=Runtime(batch_size=1))
         assert isinstance(decoder, ChunkedDecoder)
         plain = base_decoder(decoder)
-        assert decoder.decode([short]) == plain.decode([short])  # a clip of one window: exactly as without chunking
+        assert decoder.decode([short]) == plain.decode([short])  # a clip of one chunk: exactly as without chunking
         (transcript,) = decoder.decode([audio])
         expected = [plain.decode([audio[c.start : c.end]])[0] for c in chunks]  # each chunk alone, in order
         assert transcript.raw_text == join_texts([t.raw_text for t in expected])
@@ -112,7 +114,7 @@ def test_a_batch_of_clips_recordings_and_silence_comes_back_whole_and_in_order(t
     decoder = make_decoder(str(tiny_model_dir), CHUNKED, runtime=Runtime(batch_size=3))
     first, clip, quiet, second = decoder.decode([audio, short, silence, audio[: 40 * SAMPLE_RATE]])
     assert quiet.text == "" and quiet.segments == [] and quiet.vad_removed == [(0.0, 35.0)]
-    assert clip.segments == [] and clip.vad_removed == []  # a clip of one window: one piece, no VAD
+    assert clip.segments == [] and clip.vad_removed == []  # a clip of one chunk: one piece, no VAD
     for transcript, recording in ((first, audio), (second, audio[: 40 * SAMPLE_RATE])):  # each its own chunks
         chunk_starts = {round(c.start / SAMPLE_RATE, 2) for c in plan_chunks(recording, 15.0)}
         assert transcript.segments and {s.start for s in transcript.segments} <= chunk_starts

@@ -8,7 +8,10 @@ for its students, first finds the speech with Silero VAD (faster-whisper's `get_
 recording at pauses into contiguous chunks of at most `chunk_seconds`, and decodes every chunk independently as
 a short clip: batched, with the same guards and fallback as any clip, and with the model's dynamic audio context.
 A chunk's segments (or the chunk itself, without `--timestamps`) are placed at its offset in the recording.
-Clips of one window are decoded exactly as without chunking.
+Clips no longer than one chunk are decoded exactly as without chunking; longer ones are cut whether or not they
+fit Whisper's 30-s window, because a student reads well only what is about as long as the clips it learned from
+(a 6+3 student trained on 1-4 s sentences scored 89% CER on 20-27 s recordings and 65% on their clips one by one:
+RESULTS.md, results/encoder-layers/).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .decoding import WINDOW_SECONDS, Decoder, Prepared, Segment, Transcript, Word
+from .decoding import Decoder, Prepared, Segment, Transcript, Word
 from .errors import DwzError
 
 # Silero VAD for cutting, not for filtering: as faster-whisper's batched pipeline cuts (a pause of 160 ms ends a
@@ -68,9 +71,13 @@ def merge_regions(regions: Sequence[Chunk], max_seconds: float) -> list[Chunk]:
     return chunks
 
 
+def fits_one_chunk(audio: np.ndarray, chunk_seconds: float) -> bool:
+    return len(audio) <= chunk_seconds * SAMPLE_RATE
+
+
 def plan_chunks(audio: np.ndarray, chunk_seconds: float) -> list[Chunk]:
-    """The chunks one recording is decoded in: the whole clip when it fits one window, else cut at pauses."""
-    if len(audio) <= WINDOW_SECONDS * SAMPLE_RATE:
+    """The chunks one recording is decoded in: the whole clip when it fits one chunk, else cut at pauses."""
+    if fits_one_chunk(audio, chunk_seconds):
         return [Chunk(0, len(audio))]
     return merge_regions(speech_regions(audio, chunk_seconds), chunk_seconds)
 
@@ -104,7 +111,7 @@ def gaps(chunks: Sequence[Chunk], samples: int) -> list[tuple[float, float]]:
 def assemble(pieces: Sequence[Transcript], chunks: Sequence[Chunk], samples: int) -> Transcript:
     """One recording's transcript from its chunks' transcripts (in order)."""
     if len(chunks) == 1 and chunks[0] == Chunk(0, samples):
-        return pieces[0]  # a clip of one window: decoded as without chunking
+        return pieces[0]  # a clip of one chunk: decoded as without chunking
     segments = []
     for piece, chunk in zip(pieces, chunks, strict=True):
         end = chunk.end / SAMPLE_RATE
@@ -123,8 +130,8 @@ def assemble(pieces: Sequence[Transcript], chunks: Sequence[Chunk], samples: int
 
 
 class ChunkedDecoder:
-    """Any `Decoder`, with batches that hold a recording over one window decoded chunk by chunk (see the module
-    docstring); batches of clips of one window go to the model as they are.
+    """Any `Decoder`, with batches that hold a recording longer than one chunk decoded chunk by chunk (see the
+    module docstring); batches of clips of one chunk go to the model as they are.
 
     `batch_size` chunks are decoded together (the chunks of a batch's recordings, longest first, and its short
     clips as chunks of their own). The VAD and the chunks' features are timed as the model's work: a batch's
@@ -141,18 +148,20 @@ class ChunkedDecoder:
     def params(self) -> int:
         return self.inner.params
 
+    def needs_chunks(self, audios: Sequence[np.ndarray]) -> bool:
+        return not all(fits_one_chunk(audio, self.options.chunk_seconds) for audio in audios)
+
     def prepare(self, audios: Sequence[np.ndarray]) -> Prepared:
-        """Clips of one window: the model's features; a batch with a long recording: nothing yet."""
-        prepared = Prepared(audios)
-        return prepared if prepared.long_form else self.inner.prepare(audios)
+        """Clips of one chunk: the model's features; a batch with a longer recording: nothing yet."""
+        return Prepared(audios) if self.needs_chunks(audios) else self.inner.prepare(audios)
 
     def decode(self, audios: Sequence[np.ndarray]) -> list[Transcript]:
         return self.decode_prepared(self.prepare(audios))
 
     def decode_prepared(self, prepared: Prepared) -> list[Transcript]:
-        if not prepared.long_form:
-            return self.inner.decode_prepared(prepared)
         audios = prepared.audios
+        if not self.needs_chunks(audios):
+            return self.inner.decode_prepared(prepared)
         chunks = [plan_chunks(audio, self.options.chunk_seconds) for audio in audios]
         pieces = [(r, c) for r, own in enumerate(chunks) for c in range(len(own))]
         pieces.sort(key=lambda rc: chunks[rc[0]][rc[1]].end - chunks[rc[0]][rc[1]].start, reverse=True)

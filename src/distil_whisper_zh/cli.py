@@ -162,7 +162,7 @@ def cmd_export(options) -> None:
         )
     if result.long_form.mode == "chunked":
         print(
-            f"recordings over 30 s read in chunks of <= {result.long_form.chunk_seconds:g} s cut at pauses, recorded "
+            f"recordings longer than {result.long_form.chunk_seconds:g} s read in chunks cut at pauses, recorded "
             f"in {result.out}/config.json: dwz transcribe/evaluate read it; with faster-whisper, use its "
             f"BatchedInferencePipeline(...).transcribe(audio, chunk_length={int(result.long_form.chunk_seconds)})"
         )

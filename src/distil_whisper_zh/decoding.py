@@ -67,9 +67,10 @@ class DecodingOptions:
     keep_script: bool = False
     """output the model's characters as they are (otherwise converted to Simplified)"""
     long_form: LongForm | None = None
-    """audio over 30 s: sequential (window after window, each from the last timestamp) or chunked (cut at pauses
-    by Silero VAD, each chunk decoded as a short clip: batched, and what a distilled student needs); default: the
-    model's own (chunked for a dwz student, which records it in its config), else sequential"""
+    """long audio: sequential (over 30 s: window after window, each from the last timestamp) or chunked (anything
+    longer than --chunk-seconds cut at pauses by Silero VAD, each chunk decoded as a short clip: batched, and what
+    a distilled student needs); default: the model's own (chunked for a dwz student, which records it in its
+    config), else sequential"""
     chunk_seconds: float | None = None
     """--long-form chunked: the longest chunk, in seconds; default: the model's own (a dwz student's is about its
     training clips), else 15"""

@@ -43,7 +43,8 @@ def check_chunk_seconds(seconds: float) -> None:
 
 @dataclass(frozen=True)
 class LongFormMode:
-    """How recordings over 30 s are read (see the module docstring); `chunk_seconds` applies to `chunked`."""
+    """How long recordings are read (see the module docstring): `sequential` over 30 s, or `chunked`: anything
+    longer than `chunk_seconds`."""
 
     mode: LongForm = "sequential"
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
