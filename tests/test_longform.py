@@ -1,6 +1,9 @@
 """Long recordings joined from short clips (`dwz evaluate --concat`) and the checks of their segments."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +95,28 @@ def test_the_real_teacher_on_a_joined_recording(aishell_rows, tmp_path):
     assert timing["longest_silence"] < 10  # no window lost
     assert timing["joins_found"] >= timing["joins"] / 2
     assert result["cer"] < 0.5 and result["looped"] == 0
+
+
+def test_join_clips_script_writes_single_window_recordings(aishell_rows, tmp_path):
+    """scripts/join_clips.py: consecutive clips joined until --seconds, each recording inside one 30-s window, with
+    its clips' texts and join times, as WAV files a manifest names."""
+    from conftest import AISHELL_S0150, write_s0150_manifest
+
+    manifest = write_s0150_manifest(aishell_rows[:12], tmp_path / "clips.jsonl")
+    script = Path(__file__).parent.parent / "scripts" / "join_clips.py"
+    out = tmp_path / "joined"
+    subprocess.run(
+        [sys.executable, str(script), f"manifest:{manifest}", "--seconds", "10", "--out", str(out)], check=True
+    )
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    clips = [load_audio(AISHELL_S0150 / row["audio"]) for row in aishell_rows[:12]]
+    assert "".join(row["text"] for row in rows) == "".join(row["text"] for row in aishell_rows[:12])
+    used = 0
+    for row in rows:
+        audio = load_audio(out / row["audio"])
+        assert 10 <= len(audio) / SAMPLE_RATE <= 30 or row is rows[-1]  # the last takes what is left
+        parts = clips[used : used + len(row["joins"]) + 1]
+        assert len(audio) == sum(len(part) for part in parts)
+        assert row["joins"] == pytest.approx(list(np.cumsum([len(p) for p in parts])[:-1] / SAMPLE_RATE), abs=1e-3)
+        used += len(parts)
+    assert used == 12

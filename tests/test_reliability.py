@@ -524,8 +524,9 @@ def _finetune_argv(model, manifest, out, method: str = "full") -> list[str]:
 
 def _assert_same_training(a: Path, b: Path) -> None:
     wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
-    for key in wa:
-        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=1e-6)
+    for key in wa:  # Adam at lr 1e-3 moves each weight ~1e-3 a step: a resume that lost state is far outside 1e-5;
+        # with several threads the reduction order of a matmul may differ between the two processes (~2e-6 seen)
+        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=1e-5)
     assert [r["step"] for r in _rows(b / "train_log.jsonl")] == [r["step"] for r in _rows(a / "train_log.jsonl")]
     for ra, rb in zip(_rows(a / "train_log.jsonl"), _rows(b / "train_log.jsonl"), strict=True):
         assert rb["loss"] == pytest.approx(ra["loss"], abs=1e-5)
