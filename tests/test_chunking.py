@@ -54,6 +54,8 @@ def test_a_clip_of_one_chunk_is_one_chunk_and_a_longer_recording_is_cut_at_its_p
     assert plan_chunks(audio[: 15 * SAMPLE_RATE], 15.0) == [Chunk(0, 15 * SAMPLE_RATE)]
     within_a_window = plan_chunks(audio[: 25 * SAMPLE_RATE], 15.0)  # one 30-s window, but longer than a chunk
     assert len(within_a_window) >= 2 and all(c.end - c.start <= 15 * SAMPLE_RATE for c in within_a_window)
+    quiet = np.zeros(20 * SAMPLE_RATE, np.float32)  # nothing for the VAD to cut at inside one window: decoded whole
+    assert plan_chunks(quiet, 15.0) == [Chunk(0, len(quiet))]
     chunks = plan_chunks(audio, 15.0)
     assert len(chunks) >= 4
     assert all(0 < (c.end - c.start) / SAMPLE_RATE <= 15.0 for c in chunks)

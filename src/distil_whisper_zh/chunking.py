@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .decoding import Decoder, Prepared, Segment, Transcript, Word
+from .decoding import WINDOW_SECONDS, Decoder, Prepared, Segment, Transcript, Word
 from .errors import DwzError
 
 # Silero VAD for cutting, not for filtering: as faster-whisper's batched pipeline cuts (a pause of 160 ms ends a
@@ -79,7 +79,10 @@ def plan_chunks(audio: np.ndarray, chunk_seconds: float) -> list[Chunk]:
     """The chunks one recording is decoded in: the whole clip when it fits one chunk, else cut at pauses."""
     if fits_one_chunk(audio, chunk_seconds):
         return [Chunk(0, len(audio))]
-    return merge_regions(speech_regions(audio, chunk_seconds), chunk_seconds)
+    chunks = merge_regions(speech_regions(audio, chunk_seconds), chunk_seconds)
+    if not chunks and len(audio) <= WINDOW_SECONDS * SAMPLE_RATE:
+        return [Chunk(0, len(audio))]  # the VAD heard nothing to cut at: one window is decoded whole, as Whisper would
+    return chunks
 
 
 def join_texts(texts: Sequence[str]) -> str:
