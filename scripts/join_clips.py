@@ -37,7 +37,8 @@ def main() -> None:
         path = out / "audio" / f"{recording.id}.wav"
         soundfile.write(path, recording.load(), SAMPLE_RATE)
         row = {"id": recording.id, "audio": f"audio/{path.name}", "text": recording.text}
-        rows.append({**row, "duration": round(recording.duration, 3), JOINS_FIELD: recording.fields[JOINS_FIELD]})
+        # not under `joins`: dwz evaluate would check these one-window recordings as long-form ones
+        rows.append({**row, "duration": round(recording.duration, 3), "clip_ends": recording.fields[JOINS_FIELD]})
     (out / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
     print(f"{len(rows)} recordings of {args.seconds:g}-{WINDOW_SECONDS:g} s -> {out}/manifest.jsonl")
 

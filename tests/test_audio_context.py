@@ -254,12 +254,19 @@ def test_finetuning_a_dynamic_model_keeps_its_context(dynamic_model_dir, small_m
     assert json.loads((out / "config.json").read_text())[CONFIG_KEY] == DYNAMIC.to_json()
 
 
-def test_finetune_refuses_a_dynamic_context_its_encoder_cannot_learn(tiny_model_dir, tmp_path):
+def test_finetune_refuses_a_dynamic_context_its_encoder_cannot_learn(tiny_model_dir, dynamic_model_dir, tmp_path):
+    missing = tmp_path / "missing.jsonl"  # the context is checked from the model's config before any data is read
     for method in ("full", "adalora"):  # a frozen encoder would read short inputs it never learned
-        with pytest.raises(DwzError, match="--audio-context dynamic: the encoder must learn to read short inputs"):
-            _finetune(tiny_model_dir, "m.jsonl", tmp_path, method=method, audio_context="dynamic")
+        with pytest.raises(DwzError, match="--audio-context dynamic: .* encoder must learn to read short inputs"):
+            run_finetune(_finetune(tiny_model_dir, missing, tmp_path / method, method=method, audio_context="dynamic"))
+    # a model that already reads this context keeps reading it with a frozen encoder: it fails on the data instead
+    with pytest.raises(DwzError, match="missing.jsonl"):
+        run_finetune(_finetune(dynamic_model_dir, missing, tmp_path / "kept", audio_context="dynamic"))
     with pytest.raises(DwzError, match="--method adalora adapts the encoder with --adapt-encoder, not --train-encoder"):
         _finetune(tiny_model_dir, "m.jsonl", tmp_path, method="adalora", train_encoder=True)
+    with pytest.raises(DwzError, match="--train-encoder-layers is for --method full"):
+        layers = dict(train_encoder=True, train_encoder_layers=1)
+        _finetune(tiny_model_dir, "m", tmp_path, "adalora", adapt_encoder=True, **layers)
     options = _finetune(tiny_model_dir, "m", tmp_path, method="adalora", adapt_encoder=True, audio_context="dynamic")
     assert options.training.train_encoder  # the adapters of the encoder learn the short inputs
 

@@ -115,8 +115,8 @@ def test_join_clips_script_writes_single_window_recordings(aishell_rows, tmp_pat
     for row in rows:
         audio = load_audio(out / row["audio"])
         assert 10 <= len(audio) / SAMPLE_RATE <= 30 or row is rows[-1]  # the last takes what is left
-        parts = clips[used : used + len(row["joins"]) + 1]
+        parts = clips[used : used + len(row["clip_ends"]) + 1]
         assert len(audio) == sum(len(part) for part in parts)
-        assert row["joins"] == pytest.approx(list(np.cumsum([len(p) for p in parts])[:-1] / SAMPLE_RATE), abs=1e-3)
+        assert row["clip_ends"] == pytest.approx(list(np.cumsum([len(p) for p in parts])[:-1] / SAMPLE_RATE), abs=1e-3)
         used += len(parts)
     assert used == 12

@@ -4,7 +4,8 @@ Guards: a cap on new tokens from the audio duration (a weak student that never e
 and Whisper's compression-ratio check with temperature fallback against runaway repetition ("补博补博补博..."),
 one loop (`decode_with_fallback`) for every runtime, so both re-decode the same outputs and count their retries.
 Audio longer than 30 s is decoded whole by transformers' sequential long-form decoding, with segment timestamps
-(and its own per-window fallback), or with `--long-form chunked` cut at pauses into short clips (chunking.py).
+(and its own per-window fallback); with `--long-form chunked` (a student's default) any input longer than a chunk
+is cut at pauses into short clips (chunking.py).
 `WhisperDecoder` runs transformers; `backends.CTranslate2Decoder` runs faster-whisper; both satisfy `Decoder`.
 """
 

@@ -40,6 +40,7 @@ from .decoding import (
 from .errors import DwzError
 from .fingerprint import audio_stamp, digest, model_files_fingerprint
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
+from .long_form_mode import reading_identity
 from .longform import JOINS_FIELD, SEGMENTS_FIELD, LongFormTiming, join_clips, timing_checks
 from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
@@ -317,6 +318,7 @@ def run_key(decoder: Decoder, dataset: SpeechDataset) -> str:
         **_runtime_identity(decoder),
         "data": dataset.spec,
         "decoding": asdict(decoder.options),
+        **reading_identity(decoder.options.long_form),
     }
     source = Path(identity["source"])
     identity["weights"] = model_files_fingerprint(source)

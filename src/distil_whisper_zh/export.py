@@ -14,12 +14,12 @@ from typing import Literal
 from .audio import load_audio
 from .audio_context import AudioContext
 from .config_fields import dwz_fields, read_config
-from .decoding import DecodingOptions, WhisperDecoder
+from .decoding import DecodingOptions
 from .errors import DwzError
 from .files import write_atomically
 from .long_form_mode import LongFormMode
 from .metrics import utterance_counts
-from .models import load_whisper, resolve_model
+from .models import resolve_model
 from .options import check_choices
 
 COPIED_FILES = ("tokenizer.json", "preprocessor_config.json")
@@ -89,13 +89,13 @@ def export_ctranslate2(options: ExportOptions) -> ExportResult:
 
 
 def compare_runtimes(model_dir: str, ct2_dir: Path, audio_path: str) -> tuple[str, str]:
-    """Greedy text of the same clip from transformers (fp32) and CTranslate2 (the exported dir, as dwz runs it:
-    with the model's audio context)."""
+    """Greedy text of the same clip from transformers (fp32) and CTranslate2 (the exported dir), each as dwz runs
+    the model: with its audio context and its long-form reading (a student's chunks)."""
     from .backends import BackendOptions, make_decoder
 
     audio = load_audio(audio_path)
     greedy = DecodingOptions(fallback=False)
-    (ours,) = WhisperDecoder(load_whisper(model_dir), greedy).decode([audio])
+    (ours,) = make_decoder(model_dir, greedy, BackendOptions(backend="transformers")).decode([audio])
     # compute_type "default" runs the weights as they were quantised at export
     (theirs,) = make_decoder(str(ct2_dir), greedy, BackendOptions(backend="ctranslate2")).decode([audio])
     return ours.text, theirs.text

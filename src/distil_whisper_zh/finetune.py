@@ -18,6 +18,7 @@ import torch
 from peft import AdaLoraConfig, get_peft_model
 from tyro.conf import UseAppendAction
 
+from .audio_context import AudioContext
 from .distill.losses import cross_entropy
 from .errors import DwzError
 from .models import LoadedWhisper, load_whisper
@@ -78,13 +79,8 @@ class FinetuneOptions:
             raise DwzError(f"--target-r must be in 1..--init-r ({self.adalora.init_r}), got {self.adalora.target_r}")
         if self.method == "adalora" and self.training.train_encoder and not self.adalora.adapt_encoder:
             raise DwzError("--method adalora adapts the encoder with --adapt-encoder, not --train-encoder")
-        encoder_learns = self.adalora.adapt_encoder if self.method == "adalora" else self.training.train_encoder
-        if self.training.dynamic_context and not encoder_learns:
-            raise DwzError(
-                "--audio-context dynamic: the encoder must learn to read short inputs; add --adapt-encoder (adalora) "
-                "or --train-encoder (full), or give the model a fast encoder with dwz distill, which trains it "
-                "against the teacher's full-window states (a model that reads a dynamic context keeps it here)"
-            )
+        if self.method == "adalora" and self.training.train_encoder_layers is not None:
+            raise DwzError("--train-encoder-layers is for --method full: AdaLoRA's --adapt-encoder adapts every layer")
         if self.method == "adalora" and self.adalora.adapt_encoder:
             # the encoder's adapters learn: its states change every step (a copy: the caller's options stay theirs)
             self.training = dataclasses.replace(self.training, train_encoder=True)
@@ -149,6 +145,17 @@ class FineTuner(Trainer):
     def preflight(self) -> None:
         config = load_config(self.options.model)
         check_encoder_layers(config.encoder_layers, self.training.train_encoder_layers)
+        self.check_context(self.training.context(), AudioContext.of(config))
+
+    def check_context(self, wanted: AudioContext | None, own: AudioContext) -> None:
+        """A dynamic context the model does not read yet must be learned: its encoder has to train."""
+        encoder_learns = not self.encoder_frozen
+        if wanted is not None and wanted.dynamic and wanted != own and not encoder_learns:
+            raise DwzError(
+                f"--audio-context dynamic: {self.options.model}'s encoder must learn to read short inputs; add "
+                "--adapt-encoder (adalora) or --train-encoder (full), or give the model a fast encoder with dwz "
+                "distill, which trains it against the teacher's full-window states"
+            )
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
         # AdaLoRA resumes from the original weights plus saved adapters; full fine-tuning from the checkpoint.

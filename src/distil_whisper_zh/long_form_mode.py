@@ -1,4 +1,4 @@
-"""How a model reads recordings longer than one 30-s window: window after window, or in chunks cut at pauses.
+"""How a model reads long recordings: window after window (over 30 s), or in chunks cut at pauses.
 
 Whisper reads a long recording window after window, each starting at the last timestamp it predicted
 (`sequential`). A distilled student trained on single utterances cannot: it stops after the first sentence of a
@@ -6,8 +6,10 @@ long input (RESULTS.md, Long recordings cut at pauses: 58% CER in 15-s chunks, 2
 by clip). What it reads well is a chunk about as long as the clips it learned from. `dwz distill` therefore records
 in the student's `config.json`, under `dwz_long_form`, that it reads long recordings `chunked`, in chunks no
 longer than most of its training clips (`for_training_clips`), and every consumer (`dwz transcribe`, `evaluate`,
-`pseudo-label`, a CTranslate2 export) uses that unless told otherwise (`--long-form`, `--chunk-seconds`). A model
-without the field reads long recordings as Whisper does.
+`pseudo-label`, a CTranslate2 export) uses that unless told otherwise (`--long-form`, `--chunk-seconds`). Chunked
+reading cuts any input longer than a chunk, 30-s windows included (`CHUNKED_INPUTS`): a student stops after the
+first sentence of any input much longer than its clips. A model without the field reads long recordings as Whisper
+does.
 
 This module imports no torch: the command line reads its defaults.
 """
@@ -30,6 +32,14 @@ MIN_CHUNK_SECONDS = 2.0  # a chunk shorter than this could cut through words at 
 DEFAULT_CHUNK_SECONDS = 15.0  # Whisper itself (the teacher: 20.42% in 15-s chunks, 23.00% in 6-s ones)
 TRAINING_QUANTILE = 0.9  # a student's chunks: no longer than 90% of the clips it was trained on
 CHUNK_STEP = 0.5  # seconds: recorded chunk lengths are rounded up to this step
+# Which inputs chunked reading cuts, in the identity of resumable results (evaluate's partial rows, pseudo-label's
+# run.json): results of the earlier rule (recordings over 30 s only) are not mixed with these.
+CHUNKED_INPUTS = "longer than a chunk"
+
+
+def reading_identity(long_form: str | None) -> dict:
+    """What a resumable result made with this long-form reading must match beyond the options themselves."""
+    return {"chunked_inputs": CHUNKED_INPUTS} if long_form == "chunked" else {}
 
 
 def check_chunk_seconds(seconds: float) -> None:

@@ -28,7 +28,7 @@ from .files import write_text_atomic
 from .fingerprint import audio_stamp, digest, model_files_fingerprint
 from .jsonl import append_jsonl, read_jsonl, write_jsonl_atomic
 from .label_segments import label_segments
-from .long_form_mode import LongFormMode
+from .long_form_mode import LongFormMode, reading_identity
 from .metrics import EditCounts, utterance_counts
 from .models import resolve_model
 from .options import check_choices, neutral
@@ -159,6 +159,7 @@ def run_identity(options: PseudoLabelOptions) -> dict:
     --max-cer filter is applied again to every row at the end, so it may change between runs.)"""
     backend = choose_backend(options.teacher, options.backend.backend)
     source = ct2_model_dir(options.teacher) if backend == "ctranslate2" else resolve_model(options.teacher)
+    decoding = options.decoding.for_model(read_config(source))
     return json.loads(
         json.dumps(
             {
@@ -169,7 +170,8 @@ def run_identity(options: PseudoLabelOptions) -> dict:
                 "numerals": options.numerals,
                 "punctuation": options.punctuation,
                 "timestamps": options.timestamps,
-                "decoding": asdict(options.decoding.for_model(read_config(source))),
+                "decoding": asdict(decoding),
+                **reading_identity(decoding.long_form),
             },
             default=str,
         )

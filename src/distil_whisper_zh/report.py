@@ -62,7 +62,8 @@ def markdown_report(report: dict) -> str:
         f"**CER (numerals):** {report['normalization_numerals']}.",
         "",
         "RTF = the model's wall-clock seconds (encoder and generation, fallback re-decodes included; audio decoding "
-        "and log-mel features are timed apart, `feature_seconds` in report.json) / audio seconds; speed-up = the "
+        "and log-mel features are timed apart, `feature_seconds` in report.json, except for inputs a chunked model "
+        "cuts, whose VAD and chunk features count as the model's) / audio seconds; speed-up = the "
         "first model's time on the same data in this run / this model's; reads = how much of each 30-s window the "
         "encoder reads (the model's dynamic audio context); same text as first = share of "
         "raw hypotheses identical to the first model's (1.0 for speculative decoding: the text is the model's own). "

@@ -2,7 +2,8 @@
 
 Recordings of any length: audio over 30 s is decoded window after window (sequential long-form decoding, each
 window starting where the last segment ended), by transformers or by faster-whisper, whichever runs the model, or
-with `--long-form chunked` cut at pauses into chunks decoded as short clips (chunking.py).
+with `--long-form chunked` (a student's default) any input longer than a chunk is cut at pauses into chunks
+decoded as short clips (chunking.py).
 Subtitles: one input goes to standard output (or `--output FILE`); several inputs get one `<name>.srt` / `<name>.vtt`
 each, in `--output DIR` or, without it, beside each audio file (as `dwz transcribe a.wav b.mp3 --format srt` writes
 a.srt and b.srt).
@@ -45,7 +46,8 @@ class TranscribeOptions:
     """write to this file instead of standard output (srt/vtt of several files: a folder, one file each)"""
     # longer recordings are always decoded window by window, with timestamps
     timestamps: bool = False
-    """segment timestamps inside each 30-s window too (otherwise one segment per recording up to 30 s)"""
+    """segment timestamps inside each 30-s window or chunk too (otherwise one segment per recording up to 30 s, or
+    per chunk of a chunked model)"""
     word_timestamps: bool = False
     """each segment's words with start and end times in json output, from the model's alignment heads (for a
     student: dwz align-heads)"""

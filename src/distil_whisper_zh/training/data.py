@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..chunking import with_long_form
 from ..data import SpeechDataset, Utterance, load_dataset_spec
 from ..decoding import WINDOW_SECONDS, DecodingOptions, WhisperDecoder, transcribe_utterances
 from ..errors import DwzError
@@ -92,7 +93,8 @@ def dev_cer(model, processor, utterances: list[Utterance], batch_size: int, fall
 
 
 def _decode_cer(model, processor, utterances: list[Utterance], batch_size: int, fallback: bool) -> float:
-    decoder = WhisperDecoder(LoadedWhisper("model", "", model, processor), DecodingOptions(fallback=fallback))
+    plain = WhisperDecoder(LoadedWhisper("model", "", model, processor), DecodingOptions(fallback=fallback))
+    decoder = with_long_form(plain, batch_size)  # as evaluate reads the model: a student cuts inputs over its chunk
     total = EditCounts()
     for item in transcribe_utterances(decoder, utterances, batch_size):
         total = total + utterance_counts(item.utterance.text or "", item.transcript.text)

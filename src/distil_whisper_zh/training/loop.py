@@ -139,7 +139,7 @@ class Trainer:
         """Cheap checks of the model arguments (configs only), before the data is read and decoded."""
 
     def long_form_mode(self) -> LongFormMode:
-        """How the trained model reads recordings over 30 s: by default as the model did before training."""
+        """How the trained model reads long inputs (long_form_mode): by default as the model did before training."""
         return LongFormMode.of(self.model.model.config)
 
     def load_model(self, resume_dir: Path | None) -> LoadedWhisper:
