@@ -308,3 +308,10 @@ def test_evaluate_and_transcribe_read_the_models_context_without_flags(
     rows = [json.loads(line) for line in (report / result["hypotheses_file"]).read_text().splitlines()]
     first = next(row for row in rows if real_clips[0]["path"].stem in row["id"])
     assert first["raw_hypothesis"] == short.raw_text
+
+
+def test_finetune_checks_the_top_encoder_layers_before_the_data(tiny_model_dir, tmp_path):
+    options = _finetune(tiny_model_dir, tmp_path / "missing.jsonl", tmp_path / "out", train_encoder=True,
+                        train_encoder_layers=3)  # fmt: skip
+    with pytest.raises(DwzError, match="--train-encoder-layers 3: the encoder has only 2 layers"):
+        run_finetune(options)

@@ -182,3 +182,15 @@ def test_the_real_teacher_reads_a_chunked_recording_as_well_as_its_clips(aishell
     assert long["cer"] <= 1.1 * clips["cer"] + 0.02
     timing = long["long_form"]
     assert timing["out_of_order"] == 0 and timing["past_end"] == 0 and timing["longest_silence"] < 3
+
+
+def test_an_input_of_one_window_but_longer_than_a_chunk_is_decoded_chunk_by_chunk(tiny_model_dir, joined):
+    audio, _ = joined
+    within_a_window = audio[: 25 * SAMPLE_RATE]
+    decoder = make_decoder(str(tiny_model_dir), CHUNKED, runtime=Runtime(batch_size=1))  # a batch shares a token cap
+    chunks = plan_chunks(within_a_window, 15.0)
+    assert len(chunks) >= 2
+    (transcript,) = decoder.decode([within_a_window])
+    expected = [base_decoder(decoder).decode([within_a_window[c.start : c.end]])[0] for c in chunks]
+    assert transcript.raw_text == join_texts([t.raw_text for t in expected])
+    assert transcript.raw_text != base_decoder(decoder).decode([within_a_window])[0].raw_text  # not read whole
