@@ -15,9 +15,8 @@ import soundfile
 
 from distil_whisper_zh.audio import SAMPLE_RATE
 from distil_whisper_zh.data import load_dataset_spec
+from distil_whisper_zh.long_form_mode import WINDOW_SECONDS
 from distil_whisper_zh.longform import JOINS_FIELD, join_clips
-
-WINDOW_SECONDS = 30.0
 
 
 def main() -> None:

@@ -149,8 +149,7 @@ class FineTuner(Trainer):
 
     def check_context(self, wanted: AudioContext | None, own: AudioContext) -> None:
         """A dynamic context the model does not read yet must be learned: its encoder has to train."""
-        encoder_learns = not self.encoder_frozen
-        if wanted is not None and wanted.dynamic and wanted != own and not encoder_learns:
+        if wanted is not None and wanted.dynamic and wanted != own and self.encoder_frozen:
             raise DwzError(
                 f"--audio-context dynamic: {self.options.model}'s encoder must learn to read short inputs; add "
                 "--adapt-encoder (adalora) or --train-encoder (full), or give the model a fast encoder with dwz "
