@@ -15,8 +15,9 @@ from dataclasses import MISSING
 import pytest
 
 from distil_whisper_zh.cli import COMMANDS, main
-from distil_whisper_zh.metrics import corpus_cer
+from distil_whisper_zh.metrics import corpus_cer, corpus_cer_numerals
 from distil_whisper_zh.options import cli_flags, from_mapping, option_fields, parse_args
+from distil_whisper_zh.text import normalize_numerals
 
 
 def test_count_params_text_and_json(tiny_model_dir, capsys):
@@ -87,6 +88,13 @@ def test_evaluate_writes_the_report_of_product_md(tiny_model_dir, small_manifest
     assert {"id", "reference", "hypothesis", "cer"} <= hypotheses[0].keys()
     rescored = corpus_cer([h["reference"] for h in hypotheses], [h["hypothesis"] for h in hypotheses])
     assert first["cer"] == pytest.approx(rescored)
+    edits = first["edits_numerals"]
+    rescored_numerals = corpus_cer_numerals([h["reference"] for h in hypotheses], [h["hypothesis"] for h in hypotheses])
+    assert edits["reference_chars"] == sum(len(normalize_numerals(h["reference"])) for h in hypotheses)
+    errors = edits["substitutions"] + edits["deletions"] + edits["insertions"]
+    assert errors / edits["reference_chars"] == pytest.approx(first["cer_numerals"]) == pytest.approx(rescored_numerals)
+    row = f"{edits['substitutions']} / {edits['deletions']} / {edits['insertions']}"
+    assert row in (report / "report.md").read_text("utf-8")
     assert (report / "report.md").read_text("utf-8").count("| manifest") == 0  # dataset named after its folder
     assert (report / "cer_vs_speed.png").stat().st_size > 1000
 

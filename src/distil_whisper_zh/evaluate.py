@@ -120,6 +120,8 @@ class EvalResult:
     same_text_as_baseline: float | None = None  # share of raw hypotheses equal to the first model's; None for it
     long_form: LongFormTiming | None = None  # segment checks on recordings joined by --concat
     audio_context: dict | None = None  # how much of each 30-s window the encoder read (None: all of it)
+    # the edits behind cer_numerals: substitutions, deletions, insertions (stutter shows here), reference chars
+    edits_numerals: dict[str, int] | None = None
 
 
 def slug(text: str) -> str:
@@ -392,6 +394,7 @@ def score_rows(
         feature_seconds=round(sum(row.get("feature_seconds", 0.0) for row in rows), 3),
         hypotheses_file="",
         long_form=timing_checks(rows) if rows and JOINS_FIELD in rows[0] else None,
+        edits_numerals=totals_numerals.as_dict(),
     )
     return result, scored
 

@@ -33,6 +33,12 @@ def _reads(context: dict | None) -> str:
     return "30-s window" if not context else f"clip + {context['margin'] * 0.02:.2f} s"
 
 
+def _edits(edits: dict | None) -> str:
+    if edits is None:
+        return "n/a"
+    return f"{edits['substitutions']} / {edits['deletions']} / {edits['insertions']}"
+
+
 def markdown_report(report: dict) -> str:
     lines = [
         "# Evaluation report",
@@ -42,15 +48,16 @@ def markdown_report(report: dict) -> str:
         + f"; {report['date']}.",
         "",
         "| model | backend | reads | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | "
-        "speed-up | same text as first | Traditional | punct. F1 | looped | cut by token cap |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "S / D / I | speed-up | same text as first | Traditional | punct. F1 | looped | cut by token cap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lines.append(
             f"| {r['model']} | {r.get('backend', 'transformers')} | {_reads(r.get('audio_context'))} | "
             f"{r['dataset']} | {r['utterances']} | "
             f"{r['audio_seconds']:.1f} | {r['params']:,} | "
-            f"{_percent(r['cer'])} | {_percent(r['cer_numerals'])} | {r['rtf']:.4f} | {r['speedup']:.2f}x | "
+            f"{_percent(r['cer'])} | {_percent(r['cer_numerals'])} | {_edits(r.get('edits_numerals'))} | "
+            f"{r['rtf']:.4f} | {r['speedup']:.2f}x | "
             f"{_percent(r.get('same_text_as_baseline'))} | "
             f"{_percent(r['traditional_share'])} | {_f1(r['punctuation_f1'])} | {r['looped']} | {r['hit_token_cap']} |"
         )
@@ -65,7 +72,8 @@ def markdown_report(report: dict) -> str:
         "and log-mel features are timed apart, `feature_seconds` in report.json, except for inputs a chunked model "
         "cuts, whose VAD and chunk features count as the model's) / audio seconds; speed-up = the "
         "first model's time on the same data in this run / this model's; reads = how much of each 30-s window the "
-        "encoder reads (the model's dynamic audio context); same text as first = share of "
+        "encoder reads (the model's dynamic audio context); S / D / I = the substituted, deleted and inserted "
+        "characters behind CER (numerals); same text as first = share of "
         "raw hypotheses identical to the first model's (1.0 for speculative decoding: the text is the model's own). "
         "Traditional = share of raw "
         "hypotheses with Traditional-only characters; punct. F1 = punctuation marks placed as in the reference "
