@@ -394,7 +394,7 @@ def score_rows(
         feature_seconds=round(sum(row.get("feature_seconds", 0.0) for row in rows), 3),
         hypotheses_file="",
         long_form=timing_checks(rows) if rows and JOINS_FIELD in rows[0] else None,
-        edits_numerals=totals_numerals.as_dict(),
+        edits_numerals=asdict(totals_numerals),
     )
     return result, scored
 

@@ -30,14 +30,6 @@ class EditCounts:
             return 0.0 if self.errors == 0 else float("inf")
         return self.errors / self.reference_chars
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "substitutions": self.substitutions,
-            "deletions": self.deletions,
-            "insertions": self.insertions,
-            "reference_chars": self.reference_chars,
-        }
-
     def __add__(self, other: EditCounts) -> EditCounts:
         return EditCounts(
             self.substitutions + other.substitutions,
