@@ -5,7 +5,7 @@
 # (155 clips, runs/cpu-base-zh/s0150/dev.jsonl) is what the numbers are on. The recipe's fast stage did not run in
 # this session (time): the fast student of this run is not measured.
 # Stage times here: synthesis ~45 min, labels 35 min (1.6 clips/s, CTranslate2 int8), the teacher's encoder cache
-# 20 min (2.3 clips/s, float32), top-32 logits 3.5 min, distillation 37 min (1,014 steps, 2.20 s/step).
+# 20 min (2.3 clips/s, float32; 17:52 after a restart at clip 176), top-32 logits 3.5 min, distillation 37 min (1,014 steps, 2.20 s/step).
 # What the commands printed: commands-output.txt (recipe1.log: up to student-init, recipe2.log: distill).
 set -e
 cd "$(dirname "$0")/../.."
