@@ -9,6 +9,8 @@ from distil_whisper_zh.decoding import (
     WhisperDecoder,
     batches_by_length,
     capped,
+    decode_with_fallback,
+    has_short_loop,
     text_compression_ratio,
     timestamp_spans,
     token_cap,
@@ -33,6 +35,58 @@ def test_compression_ratio_flags_loops():
     assert text_compression_ratio("补博" * 100) > 2.4
     assert text_compression_ratio("今天天气很好我们去公园散步吧") < 1.5
     assert text_compression_ratio("") == 0.0
+
+
+# a distilled student's outputs on S0150 test clips (results/cpu-base-zh-6x4), each too short for zlib to see
+STUDENT_SHORT_LOOPS = [
+    "想听歌曲文文文文文的幸福。",
+    "经五成真陈晨晨晨晨晨晨晨晨春",
+    "一三九五、一五八三五九三五九三五九三",
+    "一三三三零七八零七零七零七零七零五零",
+    "一三零七三七三七三七零五三二一",
+]
+NOT_LOOPS = [
+    "对对对对",
+    "哈哈哈",
+    "谢谢你谢谢你",
+    "涨到10000元",
+    "第1名第2名第3名",
+    "一零零八六",
+    "一三三零七八零七零五零",
+]
+
+
+def test_short_loops_are_found_where_the_compression_ratio_misses_them():
+    for text in STUDENT_SHORT_LOOPS:
+        assert has_short_loop(text), text
+        assert text_compression_ratio(text) < 2.4, text
+    assert has_short_loop("晨,晨,晨,晨,晨")  # punctuation between the repeats does not hide a loop
+    for text in NOT_LOOPS:
+        assert not has_short_loop(text), text
+
+
+def test_fallback_redecodes_short_loops_and_counts_the_retries():
+    texts = {  # (row, temperature) -> what a model wrote
+        (0, 0.0): "想听歌曲稳稳的幸福",
+        (1, 0.0): "想听歌曲文文文文文的幸福",
+        (1, 0.2): "想听歌曲文文文文文文文的幸福",
+        (1, 0.4): "想听歌曲稳稳的幸福",
+    }
+    vocabulary = sorted(set("".join(texts.values())))
+    calls = []
+
+    def generate(rows, temperature):
+        calls.append((rows, temperature))
+        return [[vocabulary.index(c) for c in texts[row, temperature]] for row in rows]
+
+    tokens, retries = decode_with_fallback(
+        generate, 2, lambda ids: "".join(vocabulary[i] for i in ids), DecodingOptions()
+    )
+    assert calls == [([0, 1], 0.0), ([1], 0.2), ([1], 0.4)]
+    assert retries == [0, 2]
+    assert ["".join(vocabulary[i] for i in ids) for ids in tokens] == ["想听歌曲稳稳的幸福"] * 2
+    _, retries = decode_with_fallback(generate, 2, lambda ids: "", DecodingOptions(fallback=False))
+    assert retries == [0, 0]
 
 
 def test_batches_are_longest_first(tmp_path):

