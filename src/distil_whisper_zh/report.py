@@ -47,8 +47,8 @@ def markdown_report(report: dict) -> str:
         + ", ".join(f"{k}={v}" for k, v in report["decoding"].items())
         + f"; {report['date']}.",
         "",
-        "| model | backend | reads | dataset | utterances | audio (s) | params | CER | CER (numerals) | RTF | "
-        "S / D / I | speed-up | same text as first | Traditional | punct. F1 | looped | cut by token cap |",
+        "| model | backend | reads | dataset | utterances | audio (s) | params | CER | CER (numerals) | S / D / I | "
+        "RTF | speed-up | same text as first | Traditional | punct. F1 | looped | cut by token cap |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
