@@ -352,6 +352,8 @@ def test_distill_flags_reach_the_options():
     assert (options.data, options.training.eval_data) == (["d", "d2"], ["e1", "e2"])
     plain = parse_args(DistillOptions, argv[:8], "dwz distill", "")
     assert plain == DistillOptions(student="s", teacher="t", data=["d"], out="o")
+    assert not plain.keep_teacher_numerals
+    assert parse_args(DistillOptions, [*argv[:8], "--keep-teacher-numerals"], "dwz distill", "").keep_teacher_numerals
     with pytest.raises(DwzError, match="--audio-augment makes the cached views"):
         parse_args(DistillOptions, [*argv[:8], "--audio-augment", "speed", "noise"], "dwz distill", "")
 

@@ -25,7 +25,7 @@ from tyro.conf import Positional
 
 from .errors import DwzError
 from .options import defaults, from_mapping, identity
-from .training.identity import same_run
+from .training.identity import same_run, upgraded
 
 RESUMABLE = {"distill", "finetune"}
 STATE_DIR = ".dwz-run"
@@ -118,6 +118,8 @@ class StagePlan:
         if self.command == SHELL:
             return recorded == what
         options = recorded.get("options")
+        if isinstance(options, dict) and self.command in RESUMABLE:
+            options = upgraded(options)  # in today's terms, as a training run's own checkpoint is read
         return (
             isinstance(options, dict)
             and same_run(options, what["options"], defaults(type(self.options)))

@@ -75,13 +75,34 @@ def token_bytes(tokenizer) -> list[bytes]:
     return [bytes(byte_of[char] for char in piece) for piece in pieces]
 
 
-def _utf8_length(lead: int) -> int:
+def utf8_length(lead: int) -> int:
     """Bytes in the UTF-8 character that starts with `lead` (1 for a stray continuation byte)."""
     if lead >= 0xF0:
         return 4
     if lead >= 0xE0:
         return 3
     return 2 if lead >= 0xC0 else 1
+
+
+def character_starts(data: bytes) -> list[int]:
+    """The offsets in `data` at which its UTF-8 characters start."""
+    starts, offset = [], 0
+    while offset < len(data):
+        starts.append(offset)
+        offset += utf8_length(data[offset])
+    return starts
+
+
+def text_runs(label_ids: list[int], text_vocab: int) -> list[list[tuple[int, int]]]:
+    """(position, token) pairs of consecutive text tokens (ids below `text_vocab`, <|endoftext|>): special
+    tokens and IGNORE_INDEX entries end a run."""
+    runs: list[list[tuple[int, int]]] = [[]]
+    for position, token in enumerate(label_ids):
+        if 0 <= token < text_vocab:
+            runs[-1].append((position, token))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
 
 
 class TraditionalSpellings:
@@ -110,7 +131,7 @@ class TraditionalSpellings:
         Traditional. Positions index `label_ids`; special tokens and IGNORE_INDEX entries end a run of text."""
         key = tuple(label_ids)
         if key not in self._memo:
-            self._memo[key] = [pair for run in self._text_runs(label_ids) for pair in self._run_pairs(run)]
+            self._memo[key] = [pair for run in text_runs(label_ids, len(self.pieces)) for pair in self._run_pairs(run)]
         return self._memo[key]
 
     def in_batch(self, labels: torch.Tensor) -> torch.Tensor:
@@ -118,26 +139,13 @@ class TraditionalSpellings:
         triples = [(row, pos, token) for row, ids in enumerate(labels.tolist()) for pos, token in self.along(ids)]
         return torch.tensor(triples, dtype=torch.long, device=labels.device).reshape(-1, 3)
 
-    def _text_runs(self, label_ids: list[int]) -> list[list[tuple[int, int]]]:
-        """Positions of consecutive text tokens (ids the byte pieces cover)."""
-        runs: list[list[tuple[int, int]]] = [[]]
-        for position, token in enumerate(label_ids):
-            if 0 <= token < len(self.pieces):
-                runs[-1].append((position, token))
-            elif runs[-1]:
-                runs.append([])
-        return [run for run in runs if run]
-
     def _run_pairs(self, run: list[tuple[int, int]]) -> list[tuple[int, int]]:
         data = b"".join(self.pieces[token] for _, token in run)
-        char_starts, offset = [], 0
-        while offset < len(data):
-            char_starts.append(offset)
-            offset += _utf8_length(data[offset])
+        char_starts = character_starts(data)
         pairs, offset = [], 0
         for position, token in run:
             start = char_starts[bisect.bisect_right(char_starts, offset) - 1]
-            end = start + _utf8_length(data[start])
+            end = start + utf8_length(data[start])
             pieces = self._traditional_pieces(data[start:end], offset - start, token)
             pairs += [(position, piece) for piece in pieces]
             offset += len(self.pieces[token])

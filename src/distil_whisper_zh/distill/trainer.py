@@ -18,6 +18,7 @@ from ..fingerprint import clips_fingerprint
 from ..long_form_mode import LongFormMode
 from ..models import LoadedWhisper, load_whisper
 from ..models.loading import load_config
+from ..numeral_tokens import NumeralSpellings
 from ..script_tokens import TraditionalSpellings, simplified_token_map
 from ..training.layers import check_encoder_layers
 from ..training.loop import TrainBatch, Trainer, TrainSummary
@@ -45,6 +46,10 @@ class DistillOptions:
     # by default 這 counts as 这 in the teacher's distribution, so the KL does not pull the student towards Traditional
     keep_teacher_script: bool = False
     """KL against the teacher as it is (otherwise its Traditional tokens count as their Simplified forms)"""
+    # by default, where a label spells a number (三十), the teacher's digits (30) count as the label's token in the
+    # KL, so it does not teach digits where the CE teaches characters (numeral_tokens.py)
+    keep_teacher_numerals: bool = False
+    """KL against the teacher's digits as they are, also where the label spells the number"""
     training: TrainingOptions = field(default_factory=TrainingOptions)
 
     def __post_init__(self) -> None:
@@ -97,6 +102,7 @@ class Distiller(Trainer):
         tokenizer = self.processor.tokenizer
         self.token_map = None if options.keep_teacher_script else simplified_token_map(tokenizer)
         self.spellings = None if options.keep_teacher_script else TraditionalSpellings(tokenizer)
+        self.numerals = None if options.keep_teacher_numerals else NumeralSpellings(tokenizer)
 
     def build_teacher_cache(self) -> TeacherTopK:
         size = self.training.batch_size
@@ -155,7 +161,7 @@ class Distiller(Trainer):
         else:
             teacher = self.teacher_logits(batch, student_states)
         labels = batch.decoder.labels
-        folds = self.spellings.in_batch(labels) if self.spellings else None
+        folds = self.label_folds(labels)
         weights = self.options.weights
         parts = distillation_loss(student_logits, teacher, labels, weights, self.token_map, folds)
         result = {"loss": parts.total, "ce": parts.ce, "kl": parts.kl}
@@ -163,6 +169,12 @@ class Distiller(Trainer):
             result["encoder"] = encoder_state_loss(student_states, self.teacher_states(batch))
             result["loss"] = result["loss"] + weights.encoder_weight * result["encoder"]
         return result
+
+    def label_folds(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """(row, position, token) triples whose teacher probability counts as the label's: Traditional pieces of
+        the label's character, digits where the label spells a number."""
+        folds = [spellings.in_batch(labels) for spellings in (self.spellings, self.numerals) if spellings]
+        return torch.cat(folds) if folds else None
 
     @torch.no_grad()
     def teacher_states(self, batch: TrainBatch) -> torch.Tensor:

@@ -30,7 +30,8 @@ def same_run(saved: dict, current: dict, defaults: dict) -> bool:
 def upgraded(saved: dict) -> dict:
     """A run identity written by an earlier version in today's terms, so its killed run still continues:
     `freeze_encoder` became `train_encoder`, `eval_data` moved into the training options, and options that never
-    changed what a run computes (`strict`) are no longer recorded."""
+    changed what a run computes (`strict`) are no longer recorded; a distillation that predates numeral folds
+    kept the teacher's digits."""
     saved = {**saved}
     training = {**saved.get("training", {})}
     if "freeze_encoder" in training:
@@ -40,4 +41,6 @@ def upgraded(saved: dict) -> dict:
         training["eval_data"] = saved.pop("eval_data")
     if training or "training" in saved:
         saved["training"] = training
+    if "keep_teacher_script" in saved and "keep_teacher_numerals" not in saved:
+        saved["keep_teacher_numerals"] = True  # a distillation from before numeral folds took digits as they were
     return saved
