@@ -35,6 +35,17 @@ def test_long_sentences_are_cut_at_commas_and_traditional_becomes_simplified():
     assert list(readable_sentences(too_long_clause, OPTIONS)) == []
 
 
+def test_numbers_spell_keeps_sentences_with_numbers_written_as_they_are_read():
+    spell = SentencesOptions(files=["unused.txt"], out="unused.tsv", min_chars=4, max_chars=24, numbers="spell")
+    tagged = "１２月/t  ３１日/t  ，/w  总书记/n  发表/v  １９９８年/t  新年/t  讲话/n  。/w"
+    assert list(readable_sentences(tagged, spell, tagged=True)) == ["十二月三十一日，总书记发表一九九八年新年讲话"]
+    line = "增长了１２．５％，达到３．５亿元。电话13307807050！比分３：２。共有200多人，1998-1999年"
+    spelled = ["增长了百分之十二点五，达到三点五亿元", "电话一三三零七八零七零五零"]
+    assert list(readable_sentences(line, spell)) == spelled  # 3:2 and 1998-1999 have more than one reading
+    assert list(readable_sentences(line, OPTIONS)) == []  # the default leaves numbers out
+    assert SentencesOptions(files=["f"], out="o").numbers == "drop"
+
+
 def _write(path, lines):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)

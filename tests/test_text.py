@@ -39,6 +39,11 @@ def test_spell_numbers(text, expected):
     assert spell_numbers(text) == expected
 
 
+def test_spell_numbers_can_leave_punctuation_as_written():
+    assert spell_numbers("增长１２．５％，达到３亿：") == "增长百分之十二点五,达到三亿:"
+    assert spell_numbers("增长１２．５％，达到３亿：", keep_punctuation=True) == "增长百分之十二点五，达到三亿："
+
+
 def test_normalize_numerals_unifies_both_sides():
     assert normalize_numerals("设定29度。") == normalize_numerals("设定二十九度")
     assert normalize_numerals("幺三八一二三四五六七八") == normalize_numerals("13812345678") == "一三八一二三四五六七八"

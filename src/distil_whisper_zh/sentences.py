@@ -6,6 +6,11 @@ more distinct text, the better. This reads any UTF-8 text (one document or sente
 untagged), cuts it into sentences a TTS voice can read (Chinese characters and inner pauses only: no digits,
 Latin, quotes or brackets, whose spoken form is ambiguous), and writes `id<TAB>text` lines, the input of
 ../shared/tools/zh-tts. Texts of `--exclude` datasets (test sets above all) never appear in the output.
+
+With `--numbers spell` a sentence's numbers are written as they are read, the way AISHELL's transcripts write them
+(１９９８年 -> 一九九八年, 3.5% -> 百分之三点五, text.spell_numbers), so news text full of numbers is read too and a
+student hears how numbers sound; numbers joined by a colon, dash, slash or tilde (3:2, 1998-1999, 1/3) have more
+than one reading, and their sentences are still left out.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from tyro.conf import Positional, UseAppendAction
 from .data import load_dataset_spec
 from .errors import DwzError
 from .options import check_choices
-from .text import normalize_for_cer, to_simplified
+from .text import normalize_for_cer, spell_numbers, to_simplified
 
 SENTENCE_END = re.compile(r"[。！？；!?;…\s]+")
 CLAUSE_END = re.compile(r"(?<=[，、：,:])")
@@ -31,6 +36,7 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 _READABLE = re.compile(rf"^[\u4e00-\u9fff{INNER_PAUSES}]+$")
 _TAG = re.compile(r"\[|\][a-zA-Z]+|/[a-zA-Z]+")
 _TAGGED_TOKEN = re.compile(r"^\[?[^/\s]+/[a-zA-Z]+(\][a-zA-Z]+)?$")
+_JOINED_NUMBERS = re.compile(r"\d\s*[:：\-－—~～/／∶]\s*\d")
 TAGGED_SAMPLE_LINES = 20
 
 
@@ -54,6 +60,8 @@ class SentencesOptions:
     """a dataset whose texts are left out"""
     seed: str = "dwz"
     """salt of the draw (another seed, other sentences)"""
+    numbers: Literal["drop", "spell"] = "drop"
+    """spell: keep sentences with numbers in digits, spelled as read (一九九八年); drop: leave them out"""
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -96,10 +104,19 @@ def _cut_long(sentence: str, max_chars: int) -> Iterator[str]:
         yield current
 
 
+def spelled(sentence: str) -> str:
+    """The sentence with its numbers written as they are read, unless two are joined (3:2, 1998-1999)."""
+    if _JOINED_NUMBERS.search(sentence):
+        return sentence
+    return spell_numbers(sentence, keep_punctuation=True)
+
+
 def readable_sentences(line: str, options: SentencesOptions, tagged: bool = False) -> Iterator[str]:
     """The sentences of one line that a voice can read as written, without trailing pauses."""
     line = to_simplified(untag(line) if tagged else line)
     for sentence in SENTENCE_END.split(line):
+        if options.numbers == "spell":
+            sentence = spelled(sentence)
         for piece in _cut_long(sentence, options.max_chars):
             piece = piece.strip(INNER_PAUSES)
             if _fits(piece, options):

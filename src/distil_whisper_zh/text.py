@@ -30,6 +30,7 @@ DIGIT_VARIANTS = str.maketrans({"幺": "一", "两": "二", "〇": "零"})
 DIGIT_BY_DIGIT_MIN_LENGTH = 7  # phone and ID numbers; amounts that long are written with 万/亿 in speech
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)(%?)")
 _THOUSANDS_SEPARATOR = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_HALF_WIDTH_NUMBERS = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "．": ".", "％": "%"})
 
 
 @cache
@@ -88,9 +89,12 @@ def _spell_number(match: re.Match[str], following: str) -> str:
     return f"百分之{spoken}" if percent else spoken
 
 
-def spell_numbers(text: str) -> str:
-    """Write Arabic numerals in Chinese characters the way they are read aloud (see module docstring)."""
-    text = _THOUSANDS_SEPARATOR.sub("", unicodedata.normalize("NFKC", text))
+def spell_numbers(text: str, keep_punctuation: bool = False) -> str:
+    """Write Arabic numerals in Chinese characters the way they are read aloud (see module docstring). The text is
+    NFKC-normalised first, full-width punctuation included; with `keep_punctuation` only full-width digits,
+    decimal points and percent signs become ASCII, and the rest stays as written."""
+    text = text.translate(_HALF_WIDTH_NUMBERS) if keep_punctuation else unicodedata.normalize("NFKC", text)
+    text = _THOUSANDS_SEPARATOR.sub("", text)
     pieces, last = [], 0
     for match in _NUMBER.finditer(text):
         pieces.append(text[last : match.start()])
