@@ -366,7 +366,7 @@ def test_a_rerun_on_relabelled_data_starts_afresh(student_dir, tiny_model_dir, s
     relabelled = [rows[0].replace('"text": "', '"text": "好'), *rows[1:]]  # same paths, one label changed
     small_manifest.write_text("\n".join(relabelled) + "\n", encoding="utf-8")
     run_distillation(_options(student_dir, tiny_model_dir, small_manifest, out, max_steps=2))
-    assert "is from a run with other options; starting afresh" in capsys.readouterr().out
+    assert "is from a run with other options (data); starting afresh" in capsys.readouterr().out
 
 
 def test_a_checkpoint_that_predates_an_option_at_its_default_is_the_same_run():

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from distil_whisper_zh.distill.losses import IGNORE_INDEX, LossWeights, TopK, distillation_loss, kl_divergence
+from distil_whisper_zh.distill.trainer import DistillOptions, fold_sources, label_folds
 from distil_whisper_zh.numeral_tokens import NumeralSpellings, digit_token_ids
-from distil_whisper_zh.training.identity import upgraded
+from distil_whisper_zh.script_tokens import TraditionalSpellings
+from distil_whisper_zh.training.identity import run_differences, same_run, upgraded
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def test_in_batch_pairs_each_numeral_position_with_every_digit_token(tokenizer, 
     places = folds[:, :2].unique(dim=0).tolist()
     assert [row for row, _ in places] == [0, 0]
     assert [labels[0, p].item() for _, p in places] == _pieces(tokenizer, "两千")
-    assert folds[: len(digits), 2].tolist() == digits
+    assert folds[:, 2].tolist() == digits * 2
     assert numerals.in_batch(labels[1:]).shape == (0, 3)
 
 
@@ -85,15 +87,32 @@ def test_folded_kl_does_not_teach_digits_where_the_label_spells_the_number(token
     student.requires_grad_(True)
     weights = LossWeights(ce_weight=0.0, kl_weight=1.0, temperature=1.0)
     student.data[0, 0, labels[0, 0]] = 4.0  # a student slightly less sure of 三
+    three = labels[0, 0]
     distillation_loss(student, TopK(top.values, top.indices), labels, weights, label_folds=folds).total.backward()
-    assert student.grad[0, 0, labels[0, 0]] < 0 and student.grad[0, 0, thirty] >= 0
+    assert student.grad[0, 0, three] < 0  # folded: towards 三
     student.grad = None
     distillation_loss(student, TopK(top.values, top.indices), labels, weights).total.backward()
-    assert student.grad[0, 0, thirty] < 0  # unfolded: towards the teacher's digits
+    assert student.grad[0, 0, thirty] < 0 < student.grad[0, 0, three]  # unfolded: from 三 towards 30
 
 
 def test_a_distillation_checkpoint_from_before_numeral_folds_is_another_run():
-    old_distill = {"student": "s", "keep_teacher_script": False, "training": {"seed": 0}}
-    assert upgraded(old_distill)["keep_teacher_numerals"] is True  # it took the teacher's digits as they were
-    assert "keep_teacher_numerals" not in upgraded({"model": "m", "training": {"seed": 0}})  # finetune
-    assert upgraded({**old_distill, "keep_teacher_numerals": False})["keep_teacher_numerals"] is False
+    today = {"student": "s", "teacher": "t", "keep_teacher_numerals": False, "training": {"seed": 0}}
+    defaults = {"keep_teacher_numerals": False, "training": {"seed": 0}}
+    before = {"student": "s", "teacher": "t", "training": {"seed": 0}}  # it took the teacher's digits as they were
+    assert run_differences(upgraded(before), today, defaults) == ["keep_teacher_numerals"]
+    assert same_run(upgraded(before), {**today, "keep_teacher_numerals": True}, defaults)
+    assert same_run(upgraded(today), today, defaults)
+    finetune = {"model": "m", "training": {"seed": 0}}
+    assert upgraded(finetune) == finetune
+
+
+def test_distillation_folds_traditional_pieces_and_digits_each_once(tokenizer):
+    labels = torch.tensor([_pieces(tokenizer, "规定三十")])
+    both = label_folds(labels, fold_sources(tokenizer, DistillOptions("s", "t", ["d"], "o")))
+    numerals = NumeralSpellings(tokenizer)
+    traditional = TraditionalSpellings(tokenizer).in_batch(labels)
+    assert both.tolist() == torch.cat([traditional, numerals.in_batch(labels)]).unique(dim=0).tolist()
+    assert len(both) == len(traditional) + 2 * len(numerals.digit_ids) and len(traditional) == 1
+    assert label_folds(labels, [numerals, numerals]).tolist() == numerals.in_batch(labels).unique(dim=0).tolist()
+    kept = DistillOptions("s", "t", ["d"], "o", keep_teacher_script=True, keep_teacher_numerals=True)
+    assert label_folds(labels, fold_sources(tokenizer, kept)) is None

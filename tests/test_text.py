@@ -29,7 +29,10 @@ def test_normalize_for_cer(text, expected):
         ("3.5公斤", "三点五公斤"),
         ("50%的人", "百分之五十的人"),
         ("2019年", "二零一九年"),  # years are read digit by digit
-        ("2019个", "二千零一十九个"),  # but the same digits as an amount are a number
+        ("2019个", "两千零一十九个"),  # but the same digits as an amount are a number, read 两千
+        ("赔2000元", "赔两千元"),
+        ("220万", "二百二十万"),
+        ("1，200人", "一千二百人"),  # a full-width thousands separator too
         ("13812345678", "一三八一二三四五六七八"),  # phone numbers digit by digit
         ("010号", "零一零号"),  # a leading zero means digits, not an amount
         ("没有数字", "没有数字"),

@@ -9,7 +9,9 @@ folded onto that token (distill/losses.py's label folds, as script_tokens.py doe
 teacher's "a number here" counts as the label's way of writing it, and what the student learns from the KL is the
 teacher's certainty, not its notation.
 
-Where a label writes digits, no position begins a numeral character, and nothing changes.
+The fold applies wherever a label's token begins a numeral character, 一起 and 十分 included (the teacher puts
+next to no mass on digits there), and nowhere else: a label that writes a number in digits (30万) is folded at
+its characters only (万).
 """
 
 from __future__ import annotations
@@ -40,15 +42,11 @@ class NumeralSpellings:
     def __init__(self, tokenizer):
         self.pieces = token_bytes(tokenizer)
         self.digit_ids = torch.tensor(digit_token_ids(tokenizer), dtype=torch.long)
-        self._memo: dict[tuple[int, ...], list[int]] = {}
 
     def positions(self, label_ids: list[int]) -> list[int]:
         """Positions in `label_ids` whose token begins a numeral character (the first byte piece of 零 counts;
         special tokens and IGNORE_INDEX entries are not text)."""
-        key = tuple(label_ids)
-        if key not in self._memo:
-            self._memo[key] = [p for run in text_runs(label_ids, len(self.pieces)) for p in self._numeral_starts(run)]
-        return self._memo[key]
+        return [p for run in text_runs(label_ids, len(self.pieces)) for p in self._numeral_starts(run)]
 
     def in_batch(self, labels: torch.Tensor) -> torch.Tensor:
         """(N, 3) long tensor of (row, position, digit token) for a (batch, positions) label tensor: every digit

@@ -9,8 +9,8 @@ Latin, quotes or brackets, whose spoken form is ambiguous), and writes `id<TAB>t
 
 With `--numbers spell` a sentence's numbers are written as they are read, the way AISHELL's transcripts write them
 (１９９８年 -> 一九九八年, 3.5% -> 百分之三点五, text.spell_numbers), so news text full of numbers is read too and a
-student hears how numbers sound; numbers joined by a colon, dash, slash or tilde (3:2, 1998-1999, 1/3) have more
-than one reading, and their sentences are still left out.
+student hears how numbers sound; numbers joined by a colon, dash, slash, tilde, 、, 至 or 到 (3:2, 1998-1999,
+1998至2000) have more than one reading, and their sentences are still left out.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 _READABLE = re.compile(rf"^[\u4e00-\u9fff{INNER_PAUSES}]+$")
 _TAG = re.compile(r"\[|\][a-zA-Z]+|/[a-zA-Z]+")
 _TAGGED_TOKEN = re.compile(r"^\[?[^/\s]+/[a-zA-Z]+(\][a-zA-Z]+)?$")
-_JOINED_NUMBERS = re.compile(r"\d\s*[:：\-－—~～/／∶]\s*\d")
+_JOINED_NUMBERS = re.compile(r"\d\s*[:：\-－—–~～〜/／∶、至到]\s*\d")  # 3:2, 1998-1999, 1998至2000
 TAGGED_SAMPLE_LINES = 20
 
 

@@ -29,7 +29,8 @@ DIGIT_NAMES = dict(zip("0123456789", "零一二三四五六七八九", strict=Tr
 DIGIT_VARIANTS = str.maketrans({"幺": "一", "两": "二", "〇": "零"})
 DIGIT_BY_DIGIT_MIN_LENGTH = 7  # phone and ID numbers; amounts that long are written with 万/亿 in speech
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)(%?)")
-_THOUSANDS_SEPARATOR = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))")
+_LEADING_TWO = re.compile(r"^二(?=[千万亿])")  # 2000 is read 两千, as AISHELL writes it
 _HALF_WIDTH_NUMBERS = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "．": ".", "％": "%"})
 
 
@@ -85,7 +86,7 @@ def _spell_number(match: re.Match[str], following: str) -> str:
     if digit_by_digit:
         spoken = _read_digits(integer) + ("点" + _read_digits(fraction) if fraction else "")
     else:
-        spoken = cn2an.an2cn(number)
+        spoken = _LEADING_TWO.sub("两", cn2an.an2cn(number))
     return f"百分之{spoken}" if percent else spoken
 
 

@@ -46,8 +46,8 @@ class DistillOptions:
     # by default 這 counts as 这 in the teacher's distribution, so the KL does not pull the student towards Traditional
     keep_teacher_script: bool = False
     """KL against the teacher as it is (otherwise its Traditional tokens count as their Simplified forms)"""
-    # by default, where a label spells a number (三十), the teacher's digits (30) count as the label's token in the
-    # KL, so it does not teach digits where the CE teaches characters (numeral_tokens.py)
+    # by default, where a label's token begins a numeral character (三十), the teacher's digits (30) count as the
+    # label's token in the KL, so it does not teach digits where the CE teaches characters (numeral_tokens.py)
     keep_teacher_numerals: bool = False
     """KL against the teacher's digits as they are, also where the label spells the number"""
     training: TrainingOptions = field(default_factory=TrainingOptions)
@@ -90,6 +90,26 @@ def check_pair(s, t) -> None:
         )
 
 
+def fold_sources(tokenizer, options: DistillOptions) -> list[TraditionalSpellings | NumeralSpellings]:
+    """What finds the teacher's tokens that count as the label's own: its Traditional pieces of the label's
+    character (unless --keep-teacher-script), its digits where the label spells a number (unless
+    --keep-teacher-numerals)."""
+    sources: list[TraditionalSpellings | NumeralSpellings] = []
+    if not options.keep_teacher_script:
+        sources.append(TraditionalSpellings(tokenizer))
+    if not options.keep_teacher_numerals:
+        sources.append(NumeralSpellings(tokenizer))
+    return sources
+
+
+def label_folds(labels: torch.Tensor, sources: list) -> torch.Tensor | None:
+    """The (row, position, token) triples of every source for a (batch, positions) label tensor, each once (a
+    repeated triple would move its probability twice in the full KL)."""
+    if not sources:
+        return None
+    return torch.cat([source.in_batch(labels) for source in sources]).unique(dim=0)
+
+
 class Distiller(Trainer):
     description = "distill"
 
@@ -101,8 +121,7 @@ class Distiller(Trainer):
         # its Traditional pieces of a label's character as the label's own token
         tokenizer = self.processor.tokenizer
         self.token_map = None if options.keep_teacher_script else simplified_token_map(tokenizer)
-        self.spellings = None if options.keep_teacher_script else TraditionalSpellings(tokenizer)
-        self.numerals = None if options.keep_teacher_numerals else NumeralSpellings(tokenizer)
+        self.fold_sources = fold_sources(tokenizer, options)
 
     def build_teacher_cache(self) -> TeacherTopK:
         size = self.training.batch_size
@@ -161,7 +180,7 @@ class Distiller(Trainer):
         else:
             teacher = self.teacher_logits(batch, student_states)
         labels = batch.decoder.labels
-        folds = self.label_folds(labels)
+        folds = label_folds(labels, self.fold_sources)
         weights = self.options.weights
         parts = distillation_loss(student_logits, teacher, labels, weights, self.token_map, folds)
         result = {"loss": parts.total, "ce": parts.ce, "kl": parts.kl}
@@ -169,12 +188,6 @@ class Distiller(Trainer):
             result["encoder"] = encoder_state_loss(student_states, self.teacher_states(batch))
             result["loss"] = result["loss"] + weights.encoder_weight * result["encoder"]
         return result
-
-    def label_folds(self, labels: torch.Tensor) -> torch.Tensor | None:
-        """(row, position, token) triples whose teacher probability counts as the label's: Traditional pieces of
-        the label's character, digits where the label spells a number."""
-        folds = [spellings.in_batch(labels) for spellings in (self.spellings, self.numerals) if spellings]
-        return torch.cat(folds) if folds else None
 
     @torch.no_grad()
     def teacher_states(self, batch: TrainBatch) -> torch.Tensor:

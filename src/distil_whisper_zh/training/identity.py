@@ -8,30 +8,34 @@ from dataclasses import MISSING
 RUN_FILE = "run.json"  # in a checkpoint: the options of the run that wrote it
 
 
-def same_run(saved: dict, current: dict, defaults: dict) -> bool:
-    """Whether a checkpoint's run identity `saved` is `current`. An option the saved run predates (missing there)
-    counts as its default, so a toolkit update that adds options does not restart a killed run; any other
-    difference, or an option the saved run had and this one lacks, is another run."""
-    if set(saved) - set(current):
-        return False
+def run_differences(saved: dict, current: dict, defaults: dict) -> list[str]:
+    """The options (dotted names) in which a checkpoint's run identity `saved` is not `current`. An option the
+    saved run predates (missing there) counts as its default, so a toolkit update that adds options does not
+    restart a killed run; an option the saved run had and this one lacks is a difference too."""
+    found = sorted(set(saved) - set(current))
     for key, value in current.items():
         default = defaults.get(key, MISSING)
         if key not in saved:
             if default != value:
-                return False
+                found.append(key)
         elif isinstance(value, dict) and isinstance(saved[key], dict):
-            if not same_run(saved[key], value, default if isinstance(default, dict) else {}):
-                return False
+            inner = run_differences(saved[key], value, default if isinstance(default, dict) else {})
+            found += [f"{key}.{name}" for name in inner]
         elif saved[key] != value:
-            return False
-    return True
+            found.append(key)
+    return found
+
+
+def same_run(saved: dict, current: dict, defaults: dict) -> bool:
+    """Whether a checkpoint's run identity `saved` is `current` (see `run_differences`)."""
+    return not run_differences(saved, current, defaults)
 
 
 def upgraded(saved: dict) -> dict:
-    """A run identity written by an earlier version in today's terms, so its killed run still continues:
-    `freeze_encoder` became `train_encoder`, `eval_data` moved into the training options, and options that never
-    changed what a run computes (`strict`) are no longer recorded; a distillation that predates numeral folds
-    kept the teacher's digits."""
+    """A run identity written by an earlier version in today's terms: `freeze_encoder` became `train_encoder`,
+    `eval_data` moved into the training options, and options that never changed what a run computes (`strict`)
+    are no longer recorded (such a killed run still continues). A distillation that predates numeral folds took
+    the teacher's digits as they were: it is another run than today's default (`--keep-teacher-numerals` is it)."""
     saved = {**saved}
     training = {**saved.get("training", {})}
     if "freeze_encoder" in training:
@@ -41,6 +45,6 @@ def upgraded(saved: dict) -> dict:
         training["eval_data"] = saved.pop("eval_data")
     if training or "training" in saved:
         saved["training"] = training
-    if "keep_teacher_script" in saved and "keep_teacher_numerals" not in saved:
-        saved["keep_teacher_numerals"] = True  # a distillation from before numeral folds took digits as they were
+    if "teacher" in saved and "keep_teacher_numerals" not in saved:  # a distillation (only it has a teacher)
+        saved["keep_teacher_numerals"] = True
     return saved

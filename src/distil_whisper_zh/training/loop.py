@@ -48,7 +48,7 @@ from .checkpoint import (
     write_model_files,
 )
 from .data import Example, dev_cer, load_eval_data, load_training_data, training_data_fingerprint
-from .identity import RUN_FILE, same_run, upgraded
+from .identity import RUN_FILE, run_differences, upgraded
 from .layers import freeze_encoder_layers, set_dropout
 from .log import LOG_FILE, PLOT_FILE, TrainingLog, plot_training_curve
 from .options import TrainingOptions
@@ -196,12 +196,19 @@ class Trainer:
         if not is_complete_checkpoint(self.last_dir):
             return False
         saved = self.last_dir / RUN_FILE
-        if self.training.resume or (
-            saved.is_file()
-            and same_run(upgraded(json.loads(saved.read_text())), self.run_identity(), self.identity_defaults())
-        ):
+        if self.training.resume:
             return True
-        self.accelerator.print(f"{self.description}: {self.last_dir} is from a run with other options; starting afresh")
+        if not saved.is_file():
+            differences = ["(it records none)"]
+        else:
+            saved_run = upgraded(json.loads(saved.read_text()))
+            differences = run_differences(saved_run, self.run_identity(), self.identity_defaults())
+            if not differences:
+                return True
+        self.accelerator.print(
+            f"{self.description}: {self.last_dir} is from a run with other options ({', '.join(differences)}); "
+            "starting afresh (--resume would continue it)"
+        )
         if self.accelerator.is_main_process:
             shutil.rmtree(self.out / "checkpoints" / "best", ignore_errors=True)  # not this run's best
         return False
