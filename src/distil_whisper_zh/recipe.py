@@ -28,6 +28,7 @@ from .options import defaults, from_mapping, identity
 from .training.identity import same_run, upgraded
 
 RESUMABLE = {"distill", "finetune"}
+FINISHED = "finished"  # a done marker's place in the order the stages of the out folder finished in
 STATE_DIR = ".dwz-run"
 SHELL = "shell"
 
@@ -115,6 +116,7 @@ class StagePlan:
         what = self.identity()
         if not isinstance(recorded, dict) or recorded.get("command") != self.command:
             return False
+        recorded = {key: value for key, value in recorded.items() if key != FINISHED}
         if self.command == SHELL:
             return recorded == what
         options = recorded.get("options")
@@ -154,9 +156,10 @@ def run_recipe(
     """Run the stages in order (up to and including `until`, if given); `run_command(command, options)` executes
     one dwz command. Returns the names it ran.
 
-    A stage is skipped when it finished before with the same options and no earlier stage ran again (its inputs
-    would have changed). A training stage that started with the same options but did not finish is resumed; one
-    whose options changed starts afresh.
+    A stage is skipped when it finished before with the same options, after every earlier stage last finished,
+    and no earlier stage runs again now (otherwise its inputs may have changed: also when an earlier stage ran in
+    another `dwz run`, e.g. one with --until). A training stage that started with the same options but did not
+    finish is resumed; one whose options changed starts afresh.
     """
     state_dir = recipe.out / STATE_DIR
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -167,11 +170,14 @@ def run_recipe(
             raise DwzError(f"--until {until!r}: the recipe's stages are {', '.join(names)}")
         plans = plans[: names.index(until) + 1]
     ran: list[str] = []
+    inputs_finished = 0  # when the latest of the stages before this one finished
     for plan in plans:
         done, started = state_dir / f"{plan.name}.json", state_dir / f"{plan.name}.started.json"
         what = plan.identity()
-        if not ran and plan.same_as(_recorded(done)):
+        recorded = _recorded(done)
+        if not ran and plan.same_as(recorded) and _finished(recorded) >= inputs_finished:
             print(f"[dwz run] {plan.name}: done before, skipped", flush=True)
+            inputs_finished = _finished(recorded)
             continue
         resume = plan.command in RESUMABLE and plan.same_as(_recorded(started)) and not ran
         done.unlink(missing_ok=True)
@@ -182,9 +188,19 @@ def run_recipe(
             run_shell(plan.name, plan.options)
         else:
             run_command(plan.command, plan.resumed() if resume else plan.options)
-        done.write_text(json.dumps(what, indent=1))
+        done.write_text(json.dumps({**what, FINISHED: _last_finished(state_dir) + 1}, indent=1))
         ran.append(plan.name)
     return ran
+
+
+def _finished(recorded: Any) -> int:
+    """Where a done marker stands in the order stages finished in (0: a marker from before the order was kept)."""
+    return recorded.get(FINISHED, 0) if isinstance(recorded, dict) else 0
+
+
+def _last_finished(state_dir: Path) -> int:
+    markers = (path for path in state_dir.glob("*.json") if not path.name.endswith(".started.json"))
+    return max((_finished(_recorded(path)) for path in markers), default=0)
 
 
 def _recorded(marker: Path) -> Any:
