@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,20 @@ def test_cached_encoder_states_give_the_same_training(student_dir, tiny_model_di
     for key in a:  # float16 cache: tiny differences only
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=2e-3)
     assert list((tmp_path / "cached" / "cache").glob("encoder-*.npy"))
+
+
+def test_numeral_folds_change_the_kl_where_labels_spell_numbers(student_dir, tiny_model_dir, small_manifest, tmp_path):
+    """The three clips' labels spell numbers (设定二十九度): with --fold-teacher-numerals the teacher's digit tokens
+    count as the label's token there, which changes the first step's KL and not its CE."""
+
+    def first_step(out, **kwargs):
+        options = _options(student_dir, tiny_model_dir, small_manifest, out, max_steps=1)
+        run_distillation(replace(options, **kwargs))
+        return json.loads((out / "train_log.jsonl").read_text().splitlines()[0])
+
+    plain, folded = first_step(tmp_path / "plain"), first_step(tmp_path / "folded", fold_teacher_numerals=True)
+    assert folded["ce"] == pytest.approx(plain["ce"], rel=1e-6)
+    assert folded["kl"] != pytest.approx(plain["kl"], rel=1e-4)
 
 
 def test_teacher_top_k_cache_over_the_whole_vocabulary_trains_like_live_logits(
@@ -352,8 +367,8 @@ def test_distill_flags_reach_the_options():
     assert (options.data, options.training.eval_data) == (["d", "d2"], ["e1", "e2"])
     plain = parse_args(DistillOptions, argv[:8], "dwz distill", "")
     assert plain == DistillOptions(student="s", teacher="t", data=["d"], out="o")
-    assert not plain.keep_teacher_numerals
-    assert parse_args(DistillOptions, [*argv[:8], "--keep-teacher-numerals"], "dwz distill", "").keep_teacher_numerals
+    assert not plain.fold_teacher_numerals
+    assert parse_args(DistillOptions, [*argv[:8], "--fold-teacher-numerals"], "dwz distill", "").fold_teacher_numerals
     with pytest.raises(DwzError, match="--audio-augment makes the cached views"):
         parse_args(DistillOptions, [*argv[:8], "--audio-augment", "speed", "noise"], "dwz distill", "")
 

@@ -95,24 +95,25 @@ def test_folded_kl_does_not_teach_digits_where_the_label_spells_the_number(token
     assert student.grad[0, 0, thirty] < 0 < student.grad[0, 0, three]  # unfolded: from 三 towards 30
 
 
-def test_a_distillation_checkpoint_from_before_numeral_folds_is_another_run():
-    today = {"student": "s", "teacher": "t", "keep_teacher_numerals": False, "training": {"seed": 0}}
-    defaults = {"keep_teacher_numerals": False, "training": {"seed": 0}}
+def test_a_distillation_checkpoint_from_before_numeral_folds_is_the_same_run_as_todays_default():
+    today = {"student": "s", "teacher": "t", "fold_teacher_numerals": False, "training": {"seed": 0}}
+    defaults = {"fold_teacher_numerals": False, "training": {"seed": 0}}
     before = {"student": "s", "teacher": "t", "training": {"seed": 0}}  # it took the teacher's digits as they were
-    assert run_differences(upgraded(before), today, defaults) == ["keep_teacher_numerals"]
-    assert same_run(upgraded(before), {**today, "keep_teacher_numerals": True}, defaults)
-    assert same_run(upgraded(today), today, defaults)
-    finetune = {"model": "m", "training": {"seed": 0}}
-    assert upgraded(finetune) == finetune
+    assert same_run(upgraded(before), today, defaults)
+    assert run_differences(upgraded(before), {**today, "fold_teacher_numerals": True}, defaults) == [
+        "fold_teacher_numerals"
+    ]
 
 
 def test_distillation_folds_traditional_pieces_and_digits_each_once(tokenizer):
     labels = torch.tensor([_pieces(tokenizer, "规定三十")])
-    both = label_folds(labels, fold_sources(tokenizer, DistillOptions("s", "t", ["d"], "o")))
+    both = label_folds(
+        labels, fold_sources(tokenizer, DistillOptions("s", "t", ["d"], "o", fold_teacher_numerals=True))
+    )
     numerals = NumeralSpellings(tokenizer)
     traditional = TraditionalSpellings(tokenizer).in_batch(labels)
     assert both.tolist() == torch.cat([traditional, numerals.in_batch(labels)]).unique(dim=0).tolist()
     assert len(both) == len(traditional) + 2 * len(numerals.digit_ids) and len(traditional) == 1
     assert label_folds(labels, [numerals, numerals]).tolist() == numerals.in_batch(labels).unique(dim=0).tolist()
-    kept = DistillOptions("s", "t", ["d"], "o", keep_teacher_script=True, keep_teacher_numerals=True)
-    assert label_folds(labels, fold_sources(tokenizer, kept)) is None
+    kept = DistillOptions("s", "t", ["d"], "o", keep_teacher_script=True)
+    assert label_folds(labels, fold_sources(tokenizer, kept)) is None  # the default: the teacher's digits as they are

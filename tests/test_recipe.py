@@ -316,20 +316,6 @@ def test_a_stage_marker_from_before_a_new_option_still_counts(tmp_path, commands
     assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == ["s"]
 
 
-def test_a_distill_stage_from_before_numeral_folds_runs_again(tmp_path, commands):
-    """Its student was taught the teacher's digits; today's default folds them (numeral_tokens.py)."""
-    stage = Stage("d", "distill", {"student": "s", "teacher": "t", "data": ["l"], "out": "o"})
-    calls = Calls()
-    run_recipe(Recipe(tmp_path, [stage]), commands, calls)
-    marker = tmp_path / ".dwz-run" / "d.json"
-    recorded = json.loads(marker.read_text())
-    assert recorded["options"]["keep_teacher_numerals"] is False
-    del recorded["options"]["keep_teacher_numerals"]
-    marker.write_text(json.dumps(recorded))
-    assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == ["d"]
-    assert run_recipe(Recipe(tmp_path, [stage]), commands, calls) == []
-
-
 def test_a_recipe_with_two_voices_augmented_views_and_a_voice_left_out(tiny_model_dir, aishell_rows, tmp_path):
     """Two voices (the package's synthetic demo voice and the real S0150 speaker) labelled, distilled on cached
     audio-augmented views, and scored per voice; a second run that leaves one voice out (weight 0) reads the same

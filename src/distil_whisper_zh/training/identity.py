@@ -34,8 +34,7 @@ def same_run(saved: dict, current: dict, defaults: dict) -> bool:
 def upgraded(saved: dict) -> dict:
     """A run identity written by an earlier version in today's terms: `freeze_encoder` became `train_encoder`,
     `eval_data` moved into the training options, and options that never changed what a run computes (`strict`)
-    are no longer recorded (such a killed run still continues). A distillation that predates numeral folds took
-    the teacher's digits as they were: it is another run than today's default (`--keep-teacher-numerals` is it)."""
+    are no longer recorded (such a killed run still continues)."""
     saved = {**saved}
     training = {**saved.get("training", {})}
     if "freeze_encoder" in training:
@@ -45,6 +44,4 @@ def upgraded(saved: dict) -> dict:
         training["eval_data"] = saved.pop("eval_data")
     if training or "training" in saved:
         saved["training"] = training
-    if "teacher" in saved and "keep_teacher_numerals" not in saved:  # a distillation (only it has a teacher)
-        saved["keep_teacher_numerals"] = True
     return saved
