@@ -26,6 +26,7 @@ ORDER = [
     "layers-2",
     "layers-4",
     "epochs-6",
+    "numeral-folds",
 ]
 
 

@@ -47,6 +47,15 @@ def test_spell_numbers_can_leave_punctuation_as_written():
     assert spell_numbers("增长１２．５％，达到３亿：", keep_punctuation=True) == "增长百分之十二点五，达到三亿："
 
 
+def test_a_number_said_in_groups_is_read_digit_by_digit_when_the_groups_make_a_phone_number():
+    """The teacher writes phone numbers in groups (S0150 W0092, W0108, W0095); ranges and short groups stay."""
+    assert spell_numbers("133 0780 7050") == "一三三零七八零七零五零"
+    assert spell_numbers("137-00972714") == "一三七零零九七二七一四"
+    assert spell_numbers("拨打1392 5800457") == "拨打一三九二五八零零四五七"
+    assert spell_numbers("25-35岁") == "二十五-三十五岁"
+    assert spell_numbers("第3 4名") == "第三 四名"
+
+
 def test_normalize_numerals_unifies_both_sides():
     assert normalize_numerals("设定29度。") == normalize_numerals("设定二十九度")
     assert normalize_numerals("幺三八一二三四五六七八") == normalize_numerals("13812345678") == "一三八一二三四五六七八"

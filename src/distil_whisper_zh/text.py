@@ -20,8 +20,9 @@ CER_NORMALIZATION = (
 )
 CER_NUMERALS_NORMALIZATION = (
     "as cer, and on both sides numbers written in Chinese characters: amounts as numbers (29 -> 二十九, "
-    "3.5 -> 三点五, 50% -> 百分之五十), years before 年, numbers with a leading 0 and numbers of 7+ digits read "
-    "digit by digit (2019年 -> 二零一九年, 13812345678 -> 一三八...); 幺 -> 一, 两 -> 二, 〇 -> 零"
+    "3.5 -> 三点五, 50% -> 百分之五十), years before 年, numbers with a leading 0 and numbers of 7+ digits (also "
+    "in groups: 138 1234 5678, 138-1234-5678) read digit by digit (2019年 -> 二零一九年, 13812345678 -> 一三八...); "
+    "幺 -> 一, 两 -> 二, 〇 -> 零"
 )
 
 DIGIT_NAMES = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
@@ -30,6 +31,7 @@ DIGIT_VARIANTS = str.maketrans({"幺": "一", "两": "二", "〇": "零"})
 DIGIT_BY_DIGIT_MIN_LENGTH = 7  # phone and ID numbers; amounts that long are written with 万/亿 in speech
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)(%?)")
 _THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))")
+_DIGIT_GROUPS = re.compile(r"\d+(?:[ -]\d+)+")  # "133 0780 7050", "137-00972714": a phone number in groups
 _LEADING_TWO = re.compile(r"^二(?=[千万亿])")  # 2000 is read 两千, as AISHELL writes it
 _HALF_WIDTH_NUMBERS = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "．": ".", "％": "%"})
 
@@ -90,12 +92,18 @@ def _spell_number(match: re.Match[str], following: str) -> str:
     return f"百分之{spoken}" if percent else spoken
 
 
+def _join_digit_groups(match: re.Match[str]) -> str:
+    """Digit groups split by spaces or hyphens are one number when they make a phone or ID number together."""
+    digits = re.sub(r"[ -]", "", match.group())
+    return digits if len(digits) >= DIGIT_BY_DIGIT_MIN_LENGTH else match.group()
+
+
 def spell_numbers(text: str, keep_punctuation: bool = False) -> str:
     """Write Arabic numerals in Chinese characters the way they are read aloud (see module docstring). The text is
     NFKC-normalised first, full-width punctuation included; with `keep_punctuation` only full-width digits,
     decimal points and percent signs become ASCII, and the rest stays as written."""
     text = text.translate(_HALF_WIDTH_NUMBERS) if keep_punctuation else unicodedata.normalize("NFKC", text)
-    text = _THOUSANDS_SEPARATOR.sub("", text)
+    text = _DIGIT_GROUPS.sub(_join_digit_groups, _THOUSANDS_SEPARATOR.sub("", text))
     pieces, last = [], 0
     for match in _NUMBER.finditer(text):
         pieces.append(text[last : match.start()])
