@@ -1,12 +1,14 @@
-"""Where each model's errors are: on clips whose reference says a number, or on the rest.
+"""Where each model's errors are: on clips whose reference says a number, or on the rest, scored with today's rules.
 
     python scripts/number_clips.py results/cpu-base-zh-10ep/report            # every model on every dataset
     python scripts/number_clips.py results/cpu-base-zh-10ep/report --dataset dev
 
 Reads a `dwz evaluate` report folder (report.json and the hypotheses JSON lines, beside it or under hypotheses/)
 and prints, per dataset, one markdown row per model: its edits after writing numbers one way on both sides (the
-`cer_numerals` normalisation), split into clips whose reference spells a number (two or more numeral characters in
-a row, 三十 or 一三三零, or 百分之: `NUMBER`) and the others, each with its multiple of the first model's errors.
+`cer_numerals` normalisation of this version, which a report made by an earlier one may not have used), in all
+and split into clips whose reference spells a number and the others, each with its multiple of the first model's
+errors. "Spells a number" is approximate: two or more numeral characters in a row (三十, 一三三零) or 百分之
+(`NUMBER`), so 三个 counts as another clip and 万一 as a number.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 from distil_whisper_zh.metrics import EditCounts, utterance_counts
@@ -46,26 +49,36 @@ def edits(counts: EditCounts, first: EditCounts) -> str:
     return f"{counts.errors} ({ratio}; S/D/I {shown})"
 
 
+def print_dataset(folder: Path, dataset: str, results: list[dict]) -> None:
+    counts = [split_counts(hypotheses_of(folder, result)) for result in results]
+    first_rows = hypotheses_of(folder, results[0])
+    with_number = sum(bool(NUMBER.search(row["reference"])) for row in first_rows)
+    numbers, others = counts[0]
+    print(
+        f"\n{dataset}: {with_number} of {len(first_rows)} clips spell a number ({numbers.reference_chars} of "
+        f"{numbers.reference_chars + others.reference_chars} reference characters)\n"
+    )
+    print("| model | cer_numerals | errors, all clips | errors, clips with a number | errors, other clips |")
+    print("|---|---|---|---|---|")
+    for result, (number_clips, other_clips) in zip(results, counts, strict=True):
+        total = number_clips + other_clips
+        print(
+            f"| {result['model']} | {100 * total.cer:.2f}% | {edits(total, numbers + others)} | "
+            f"{edits(number_clips, numbers)} | {edits(other_clips, others)} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="a dwz evaluate report folder")
     parser.add_argument("--dataset", help="only this dataset (default: every one)")
     args = parser.parse_args()
     results = json.loads((args.report / "report.json").read_text(encoding="utf-8"))["results"]
-    datasets = [args.dataset] if args.dataset else list(dict.fromkeys(r["dataset"] for r in results))
-    for dataset in datasets:
-        rows = [r for r in results if r["dataset"] == dataset]
-        split = [split_counts(hypotheses_of(args.report, r)) for r in rows]
-        clips = sum(bool(NUMBER.search(h["reference"])) for h in hypotheses_of(args.report, rows[0]))
-        numbers, others = split[0]
-        print(
-            f"\n{dataset}: {clips} clips with a number ({numbers.reference_chars} characters), "
-            f"{len(hypotheses_of(args.report, rows[0])) - clips} without ({others.reference_chars} characters)\n"
-        )
-        print("| model | errors, clips with a number | errors, other clips |")
-        print("|---|---|---|")
-        for result, (with_number, without) in zip(rows, split, strict=True):
-            print(f"| {result['model']} | {edits(with_number, numbers)} | {edits(without, others)} |")
+    datasets = list(dict.fromkeys(result["dataset"] for result in results))
+    if args.dataset and args.dataset not in datasets:
+        sys.exit(f"{args.report / 'report.json'} has no dataset {args.dataset!r}; it has {', '.join(datasets)}")
+    for dataset in [args.dataset] if args.dataset else datasets:
+        print_dataset(args.report, dataset, [result for result in results if result["dataset"] == dataset])
 
 
 if __name__ == "__main__":

@@ -28,6 +28,16 @@ def test_errors_are_split_between_clips_with_a_number_and_the_others(tmp_path):
     )
     out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, check=True)
     lines = out.stdout.splitlines()
-    assert "dev: 2 clips with a number (11 characters), 1 without (4 characters)" in lines
-    assert "| teacher | 0 (-; S/D/I 0 / 0 / 0) | 1 (1.00x; S/D/I 0 / 1 / 0) |" in lines
-    assert "| student | 2 (-; S/D/I 0 / 0 / 2) | 2 (2.00x; S/D/I 0 / 2 / 0) |" in lines
+    assert "dev: 2 of 3 clips spell a number (11 of 15 reference characters)" in lines
+    teacher = "| teacher | 6.67% | 1 (1.00x; S/D/I 0 / 1 / 0) | 0 (-; S/D/I 0 / 0 / 0) | 1 (1.00x; S/D/I 0 / 1 / 0) |"
+    student = "| student | 26.67% | 4 (4.00x; S/D/I 0 / 2 / 2) | 2 (-; S/D/I 0 / 0 / 2) | 2 (2.00x; S/D/I 0 / 2 / 0) |"
+    assert teacher in lines and student in lines
+
+
+def test_an_unknown_dataset_is_named_with_those_the_report_has(tmp_path):
+    _write_report(tmp_path, {"teacher": [("设定三十度", "设定30度")]})
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path), "--dataset", "test"], capture_output=True, text=True
+    )
+    assert out.returncode == 1
+    assert "has no dataset 'test'; it has dev" in out.stderr

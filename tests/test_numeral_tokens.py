@@ -103,6 +103,10 @@ def test_a_distillation_checkpoint_from_before_numeral_folds_is_the_same_run_as_
     assert run_differences(upgraded(before), {**today, "fold_teacher_numerals": True}, defaults) == [
         "fold_teacher_numerals"
     ]
+    # a run of the versions where folds were on unless --keep-teacher-numerals
+    folded = {"student": "s", "teacher": "t", "keep_teacher_numerals": False, "training": {"seed": 0}}
+    assert same_run(upgraded(folded), {**today, "fold_teacher_numerals": True}, defaults)
+    assert same_run(upgraded({**folded, "keep_teacher_numerals": True}), today, defaults)
 
 
 def test_distillation_folds_traditional_pieces_and_digits_each_once(tokenizer):

@@ -52,7 +52,14 @@ def test_a_number_said_in_groups_is_read_digit_by_digit_when_the_groups_make_a_p
     assert spell_numbers("133 0780 7050") == "一三三零七八零七零五零"
     assert spell_numbers("137-00972714") == "一三七零零九七二七一四"
     assert spell_numbers("拨打1392 5800457") == "拨打一三九二五八零零四五七"
+    assert spell_numbers("010-12345678") == "零一零一二三四五六七八"
+    assert spell_numbers("400-820-6666") == "四零零八二零六六六六"
+    assert spell_numbers("１３３　０７８０　７０５０", keep_punctuation=True) == "一三三零七八零七零五零"
+    # ranges and lists stay numbers of their own
     assert spell_numbers("25-35岁") == "二十五-三十五岁"
+    assert spell_numbers("月薪5000-8000元") == "月薪五千-八千元"
+    assert spell_numbers("1000-2000米") == "一千-两千米"
+    assert spell_numbers("100 200 300 400") == "一百 二百 三百 四百"
     assert spell_numbers("第3 4名") == "第三 四名"
 
 

@@ -4,10 +4,10 @@ AISHELL writes numbers in characters (三十年, 两千元, 一三八...) and so
 --numerals spell`; whisper-base writes most of them in digits (30年, 2000元, 138...). Where the label writes 三, the
 teacher's distribution puts its mass on `30`: a KL term against it teaches the student digits while the
 cross-entropy teaches 三, and the student learns both at once (观察30十年, 00零零后, 赔2000千元 in
-results/cpu-base-zh-10ep). Where the label's token begins a numeral character, the teacher's digit tokens are
-folded onto that token (distill/losses.py's label folds, as script_tokens.py does for Traditional pieces): the
-teacher's "a number here" counts as the label's way of writing it, and what the student learns from the KL is the
-teacher's certainty, not its notation.
+results/cpu-base-zh-10ep). With `dwz distill --fold-teacher-numerals`, where the label's token begins a numeral
+character, the teacher's digit tokens are folded onto that token (distill/losses.py's label folds, as
+script_tokens.py does for Traditional pieces): the teacher's "a number here" counts as the label's way of writing
+it, and what the student learns from the KL is the teacher's certainty, not its notation.
 
 The fold applies wherever a label's token begins a numeral character, 一起 and 十分 included (the teacher puts
 next to no mass on digits there), and nowhere else: a label that writes a number in digits (30万) is folded at

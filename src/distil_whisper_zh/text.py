@@ -31,7 +31,10 @@ DIGIT_VARIANTS = str.maketrans({"幺": "一", "两": "二", "〇": "零"})
 DIGIT_BY_DIGIT_MIN_LENGTH = 7  # phone and ID numbers; amounts that long are written with 万/亿 in speech
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)(%?)")
 _THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))")
-_DIGIT_GROUPS = re.compile(r"\d+(?:[ -]\d+)+")  # "133 0780 7050", "137-00972714": a phone number in groups
+# digit groups split by spaces or hyphens ("133 0780 7050", "010-12345678", "400-820-6666"), and their separators
+_DIGIT_GROUPS = re.compile(r"\d+(?:[ \u3000\-－]\d+)+")
+_GROUP_SEPARATOR = re.compile(r"[ \u3000\-－]")
+MOBILE_DIGITS = 11  # a Chinese mobile number: 11 digits, the first a 1
 _LEADING_TWO = re.compile(r"^二(?=[千万亿])")  # 2000 is read 两千, as AISHELL writes it
 _HALF_WIDTH_NUMBERS = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "．": ".", "％": "%"})
 
@@ -92,16 +95,30 @@ def _spell_number(match: re.Match[str], following: str) -> str:
     return f"百分之{spoken}" if percent else spoken
 
 
+def _is_phone_number(written: str) -> bool:
+    """Whether digit groups written apart are one phone number: a mobile number (11 digits from a 1, its first
+    group at most 4 long), a number after an area code (a first group from a 0), or three or more groups joined by
+    hyphens (400-820-6666); not a range (5000-8000) or a list (100 200 300)."""
+    groups = _GROUP_SEPARATOR.split(written)
+    digits = "".join(groups)
+    if len(digits) < DIGIT_BY_DIGIT_MIN_LENGTH:
+        return False
+    mobile = len(digits) == MOBILE_DIGITS and digits.startswith("1") and len(groups[0]) <= 4
+    hyphenated = len(groups) >= 3 and not re.search(r"[ \u3000]", written)
+    return mobile or groups[0].startswith("0") or hyphenated
+
+
 def _join_digit_groups(match: re.Match[str]) -> str:
-    """Digit groups split by spaces or hyphens are one number when they make a phone or ID number together."""
-    digits = re.sub(r"[ -]", "", match.group())
-    return digits if len(digits) >= DIGIT_BY_DIGIT_MIN_LENGTH else match.group()
+    """A phone number written in groups as one number (read digit by digit); other groups as they were."""
+    written = match.group()
+    return _GROUP_SEPARATOR.sub("", written) if _is_phone_number(written) else written
 
 
 def spell_numbers(text: str, keep_punctuation: bool = False) -> str:
     """Write Arabic numerals in Chinese characters the way they are read aloud (see module docstring). The text is
     NFKC-normalised first, full-width punctuation included; with `keep_punctuation` only full-width digits,
-    decimal points and percent signs become ASCII, and the rest stays as written."""
+    decimal points and percent signs become ASCII, and the rest stays as written, except the spaces and hyphens
+    inside a phone number written in groups (read as one number)."""
     text = text.translate(_HALF_WIDTH_NUMBERS) if keep_punctuation else unicodedata.normalize("NFKC", text)
     text = _DIGIT_GROUPS.sub(_join_digit_groups, _THOUSANDS_SEPARATOR.sub("", text))
     pieces, last = [], 0

@@ -49,8 +49,8 @@ class DistillOptions:
     # an experiment, off until a recipe run shows it lowers CER: where a label's token begins a numeral character
     # (三十), the teacher's digits (30) count as the label's token in the KL (numeral_tokens.py)
     fold_teacher_numerals: bool = False
-    """where the label spells a number (三十), count the teacher's digits (30) as the label's token in the KL, so
-    the KL does not teach digits where the CE teaches characters"""
+    """count the teacher's digits (30) as the label's token in the KL wherever that token begins a numeral
+    character (三 of 三十), so the KL does not teach digits where the CE teaches characters"""
     training: TrainingOptions = field(default_factory=TrainingOptions)
 
     def __post_init__(self) -> None:

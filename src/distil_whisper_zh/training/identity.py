@@ -34,7 +34,8 @@ def same_run(saved: dict, current: dict, defaults: dict) -> bool:
 def upgraded(saved: dict) -> dict:
     """A run identity written by an earlier version in today's terms: `freeze_encoder` became `train_encoder`,
     `eval_data` moved into the training options, and options that never changed what a run computes (`strict`)
-    are no longer recorded (such a killed run still continues)."""
+    are no longer recorded (such a killed run still continues). For a while numeral folds were on unless
+    `keep_teacher_numerals`; today they are off unless `fold_teacher_numerals`."""
     saved = {**saved}
     training = {**saved.get("training", {})}
     if "freeze_encoder" in training:
@@ -44,4 +45,6 @@ def upgraded(saved: dict) -> dict:
         training["eval_data"] = saved.pop("eval_data")
     if training or "training" in saved:
         saved["training"] = training
+    if "keep_teacher_numerals" in saved:
+        saved["fold_teacher_numerals"] = not saved.pop("keep_teacher_numerals")
     return saved
