@@ -50,8 +50,9 @@ def edits(counts: EditCounts, first: EditCounts) -> str:
 
 
 def print_dataset(folder: Path, dataset: str, results: list[dict]) -> None:
-    counts = [split_counts(hypotheses_of(folder, result)) for result in results]
-    first_rows = hypotheses_of(folder, results[0])
+    hypotheses = [hypotheses_of(folder, result) for result in results]
+    counts = [split_counts(rows) for rows in hypotheses]
+    first_rows = hypotheses[0]
     with_number = sum(bool(NUMBER.search(row["reference"])) for row in first_rows)
     numbers, others = counts[0]
     print(

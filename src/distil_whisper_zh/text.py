@@ -32,8 +32,8 @@ DIGIT_BY_DIGIT_MIN_LENGTH = 7  # phone and ID numbers; amounts that long are wri
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)(%?)")
 _THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[,，](?=\d{3}(?!\d))")
 # digit groups split by spaces or hyphens ("133 0780 7050", "010-12345678", "400-820-6666"), and their separators
-_DIGIT_GROUPS = re.compile(r"\d+(?:[ \u3000\-－]\d+)+")
 _GROUP_SEPARATOR = re.compile(r"[ \u3000\-－]")
+_DIGIT_GROUPS = re.compile(rf"\d+(?:{_GROUP_SEPARATOR.pattern}\d+)+")
 MOBILE_DIGITS = 11  # a Chinese mobile number: 11 digits, the first a 1
 _LEADING_TWO = re.compile(r"^二(?=[千万亿])")  # 2000 is read 两千, as AISHELL writes it
 _HALF_WIDTH_NUMBERS = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "．": ".", "％": "%"})
@@ -104,7 +104,7 @@ def _is_phone_number(written: str) -> bool:
     if len(digits) < DIGIT_BY_DIGIT_MIN_LENGTH:
         return False
     mobile = len(digits) == MOBILE_DIGITS and digits.startswith("1") and len(groups[0]) <= 4
-    hyphenated = len(groups) >= 3 and not re.search(r"[ \u3000]", written)
+    hyphenated = len(groups) >= 3 and not any(space in written for space in " \u3000")
     return mobile or groups[0].startswith("0") or hyphenated
 
 

@@ -93,7 +93,7 @@ def check_pair(s, t) -> None:
 
 def fold_sources(tokenizer, options: DistillOptions) -> list[TraditionalSpellings | NumeralSpellings]:
     """What finds the teacher's tokens that count as the label's own: its Traditional pieces of the label's
-    character (unless --keep-teacher-script), its digits where the label spells a number (with
+    character (unless --keep-teacher-script), its digits where the label's token begins a numeral character (with
     --fold-teacher-numerals)."""
     sources: list[TraditionalSpellings | NumeralSpellings] = []
     if not options.keep_teacher_script:
