@@ -386,9 +386,12 @@ class Trainer:
             while state.step < stop_at:
                 parts = self.optimizer_step(model, optimizer, scheduler, state.step)
                 state.step += 1
-                row = self.after_step(model, optimizer, scheduler, state, parts, stopping=state.step == stop_at)
+                row = self.after_step(model, scheduler, state, parts)
+                # the row before the checkpoint: a run killed between the two resumes from the previous checkpoint,
+                # and the log drops the rows after it, so no step's row is ever lost
                 if log is not None and (state.step % self.training.log_every == 0 or "eval_cer" in row):
                     log.write(row)
+                self.save_if_due(model, optimizer, scheduler, state, stopping=state.step == stop_at)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}")
                 bar.update(1)
         seconds_per_step = (time.perf_counter() - started) / max(1, state.step - first_step)
@@ -461,19 +464,22 @@ class Trainer:
         values = torch.tensor(list(totals.values()), device=self.accelerator.device)
         return dict(zip(totals, self.accelerator.reduce(values, reduction="mean").tolist(), strict=True))
 
-    def after_step(self, model, optimizer, scheduler, state: TrainState, parts: dict, stopping: bool) -> dict:
+    def after_step(self, model, scheduler, state: TrainState, parts: dict) -> dict:
+        """The step's log row, with the dev CER when it is due."""
         row = {"step": state.step, **parts, "lr": scheduler.get_last_lr()[0]}
         final = state.step == self.total_steps
         every = self.training.eval_every
         if self.eval_utterances and (final or (every and state.step % every == 0)):
             row["eval_cer"] = self.evaluate_and_keep_best(model, state)
-        if final or stopping or state.step % self.training.save_every == 0:
+        return row
+
+    def save_if_due(self, model, optimizer, scheduler, state: TrainState, stopping: bool) -> None:
+        if state.step == self.total_steps or stopping or state.step % self.training.save_every == 0:
             self.accelerator.wait_for_everyone()
             if self.accelerator.is_main_process:
                 save_checkpoint(
                     self.last_dir, lambda folder: self.write_checkpoint(model, folder), optimizer, scheduler, state
                 )
-        return row
 
     def evaluate_and_keep_best(self, model, state: TrainState) -> float:
         unwrapped = self.accelerator.unwrap_model(model)
