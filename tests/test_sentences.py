@@ -46,6 +46,24 @@ def test_numbers_spell_keeps_sentences_with_numbers_written_as_they_are_read():
     assert SentencesOptions(files=["f"], out="o").numbers == "drop"
 
 
+def test_numbers_only_keeps_just_the_pieces_whose_numbers_were_spelled():
+    only = SentencesOptions(files=["unused.txt"], out="unused.tsv", min_chars=4, max_chars=12, numbers="only")
+    line = "今年的经济形势总体稳定，出口增长了１２．５％。这本书很好看吧？共有200多人参加了会议。比分３：２。"
+    assert list(readable_sentences(line, only)) == ["出口增长了百分之十二点五", "共有二百多人参加了会议"]
+
+
+def test_a_semicolon_or_space_between_digits_does_not_end_a_sentence():
+    spell = SentencesOptions(files=["unused.txt"], out="unused.tsv", min_chars=4, max_chars=24, numbers="spell")
+    # 16;9 is a ratio, not two sentences ("九屏幕好新潮" would read a number that is not there): left out as 3:2 is
+    line = "比较难找，16;9屏幕好新潮。电话133 0780 7050！"
+    assert list(readable_sentences(line, spell)) == ["电话一三三零七八零七零五零"]
+    assert list(readable_sentences("共有1999人。2000人来了；3000人走了", spell)) == [
+        "共有一千九百九十九人",
+        "两千人来了",
+        "三千人走了",
+    ]
+
+
 def _write(path, lines):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)

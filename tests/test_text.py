@@ -32,6 +32,8 @@ def test_normalize_for_cer(text, expected):
         ("2019个", "两千零一十九个"),  # but the same digits as an amount are a number, read 两千
         ("赔2000元", "赔两千元"),
         ("220万", "二百二十万"),
+        ("他有2个孩子住了2年", "他有两个孩子住了两年"),  # a lone 2 counting things is 两
+        ("第2个2月2日", "第二个二月二日"),  # but not an ordinal or a date
         ("1，200人", "一千二百人"),  # a full-width thousands separator too
         ("13812345678", "一三八一二三四五六七八"),  # phone numbers digit by digit
         ("010号", "零一零号"),  # a leading zero means digits, not an amount

@@ -8,9 +8,10 @@ Latin, quotes or brackets, whose spoken form is ambiguous), and writes `id<TAB>t
 ../shared/tools/zh-tts. Texts of `--exclude` datasets (test sets above all) never appear in the output.
 
 With `--numbers spell` a sentence's numbers are written as they are read, the way AISHELL's transcripts write them
-(１９９８年 -> 一九九八年, 3.5% -> 百分之三点五, text.spell_numbers), so news text full of numbers is read too and a
-student hears how numbers sound; numbers joined by a colon, dash, slash, tilde, 、, 至 or 到 (3:2, 1998-1999,
-1998至2000) have more than one reading, and their sentences are still left out.
+(１９９８年 -> 一九九八年, 3.5% -> 百分之三点五, 2个 -> 两个, text.spell_numbers), so news text full of numbers is
+read too and a student hears how numbers sound; `--numbers only` keeps just those sentences (numbers read aloud).
+Numbers joined by a colon, semicolon, dash, slash, tilde, 、, 至 or 到 (3:2, 16;9, 1998-1999, 1998至2000) have more
+than one reading, and their sentences are still left out.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ from .errors import DwzError
 from .options import check_choices
 from .text import normalize_for_cer, spell_numbers, to_simplified
 
-SENTENCE_END = re.compile(r"[。！？；!?;…\s]+")
+_ENDS, _SOFT_ENDS = "。！？!?…", r"；;\s"
+_BREAKS = f"[{_ENDS}{_SOFT_ENDS}]"
+# a run of sentence ends; one of only semicolons and spaces between two digits (16;9, 133 0780) joins a number's parts
+SENTENCE_END = re.compile(rf"(?<!{_BREAKS})(?:{_BREAKS}*[{_ENDS}]{_BREAKS}*+|(?<!\d){_BREAKS}++|{_BREAKS}++(?!\d))")
 CLAUSE_END = re.compile(r"(?<=[，、：,:])")
 INNER_PAUSES = "，、："
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _READABLE = re.compile(rf"^[\u4e00-\u9fff{INNER_PAUSES}]+$")
 _TAG = re.compile(r"\[|\][a-zA-Z]+|/[a-zA-Z]+")
 _TAGGED_TOKEN = re.compile(r"^\[?[^/\s]+/[a-zA-Z]+(\][a-zA-Z]+)?$")
-_JOINED_NUMBERS = re.compile(r"\d\s*[:：\-－—–~～〜/／∶、至到]\s*\d")  # 3:2, 1998-1999, 1998至2000
+_JOINED_NUMBERS = re.compile(r"\d\s*[:：;；\-－—–~～〜/／∶、至到]\s*\d")  # 3:2, 16;9, 1998-1999, 1998至2000
 TAGGED_SAMPLE_LINES = 20
 
 
@@ -60,8 +64,9 @@ class SentencesOptions:
     """a dataset whose texts are left out"""
     seed: str = "dwz"
     """salt of the draw (another seed, other sentences)"""
-    numbers: Literal["drop", "spell"] = "drop"
-    """spell: keep sentences with numbers in digits, spelled as read (一九九八年); drop: leave them out"""
+    numbers: Literal["drop", "spell", "only"] = "drop"
+    """spell: keep sentences with numbers in digits, spelled as read (一九九八年); only: just those (a corpus of
+    numbers read aloud); drop: leave them out"""
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -114,12 +119,12 @@ def spelled(sentence: str) -> str:
 def readable_sentences(line: str, options: SentencesOptions, tagged: bool = False) -> Iterator[str]:
     """The sentences of one line that a voice can read as written, without trailing pauses."""
     line = to_simplified(untag(line) if tagged else line)
-    for sentence in SENTENCE_END.split(line):
-        if options.numbers == "spell":
-            sentence = spelled(sentence)
+    for written in SENTENCE_END.split(line):
+        sentence = written if options.numbers == "drop" else spelled(written)
         for piece in _cut_long(sentence, options.max_chars):
             piece = piece.strip(INNER_PAUSES)
-            if _fits(piece, options):
+            # a piece found verbatim in the written sentence has no number that spelling changed
+            if _fits(piece, options) and (options.numbers != "only" or piece not in written):
                 yield piece
 
 

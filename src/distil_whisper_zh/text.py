@@ -36,6 +36,8 @@ _GROUP_SEPARATOR = re.compile(r"[ \u3000\-－]")
 _DIGIT_GROUPS = re.compile(rf"\d+(?:{_GROUP_SEPARATOR.pattern}\d+)+")
 MOBILE_DIGITS = 11  # a Chinese mobile number: 11 digits, the first a 1
 _LEADING_TWO = re.compile(r"^二(?=[千万亿])")  # 2000 is read 两千, as AISHELL writes it
+# a lone 2 counting things is read 两 (2个 -> 两个, 2年 -> 两年); not an ordinal (第2) or a date (2月, 2日, 2号)
+_COUNTED = re.compile(r"[个岁年天周间本位次件台家种条只张名人倍辆部套层所项场份把块片]")
 _HALF_WIDTH_NUMBERS = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "．": ".", "％": "%"})
 
 
@@ -80,8 +82,10 @@ def _read_digits(digits: str) -> str:
     return "".join(DIGIT_NAMES[d] for d in digits)
 
 
-def _spell_number(match: re.Match[str], following: str) -> str:
+def _spell_number(match: re.Match[str], before: str, following: str) -> str:
     number, percent = match.group(1), match.group(2)
+    if number == "2" and not percent and not before.endswith("第") and _COUNTED.match(following):
+        return "两"
     integer, _, fraction = number.partition(".")
     digit_by_digit = (
         (len(integer) > 1 and integer.startswith("0"))
@@ -124,7 +128,7 @@ def spell_numbers(text: str, keep_punctuation: bool = False) -> str:
     pieces, last = [], 0
     for match in _NUMBER.finditer(text):
         pieces.append(text[last : match.start()])
-        pieces.append(_spell_number(match, text[match.end() :]))
+        pieces.append(_spell_number(match, text[: match.start()], text[match.end() :]))
         last = match.end()
     pieces.append(text[last:])
     return "".join(pieces)
