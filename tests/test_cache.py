@@ -58,6 +58,31 @@ def test_a_stopped_build_resumes_where_it_stopped(tiny_model_dir, small_manifest
     assert reused.clips == 0  # a finished cache is read, not rebuilt
 
 
+def test_a_cache_of_more_clips_copies_the_rows_of_clips_cached_before(tiny_model_dir, small_manifest, tmp_path):
+    loaded = load_whisper(str(tiny_model_dir))
+    utterances = load_dataset_spec(str(small_manifest)).utterances
+    encoder = loaded.model.model.encoder
+    whole = _build(tmp_path / "whole", _StopsAfter(encoder), loaded, utterances)
+    _build(tmp_path / "grown", _StopsAfter(encoder), loaded, utterances[:2])
+    grown = _StopsAfter(encoder)
+    cache = _build(tmp_path / "grown", grown, loaded, utterances)
+    assert grown.clips == 1  # only the clip the first cache did not have
+    for u in utterances:
+        np.testing.assert_array_equal(cache.row(u.id), whole.row(u.id))
+
+    # a clip whose audio was made again under its id is encoded again, not copied
+    utterances[0].audio.write_bytes(utterances[2].audio.read_bytes())
+    remade = load_dataset_spec(str(small_manifest)).utterances
+    again = _StopsAfter(encoder)
+    cache = _build(tmp_path / "grown", again, loaded, [remade[0], remade[2]])
+    assert again.clips == 1
+    np.testing.assert_array_equal(cache.row(remade[0].id), whole.row(remade[2].id))
+    # a view of the clips borrows nothing from the clean states
+    view = _StopsAfter(encoder)
+    EncoderCache.build(tmp_path / "grown", "enc", view, loaded.processor, utterances, 1, torch.device("cpu"), view=1)
+    assert view.clips == 3
+
+
 def test_a_cut_progress_list_starts_the_build_again(tiny_model_dir, small_manifest, tmp_path):
     loaded = load_whisper(str(tiny_model_dir))
     utterances = load_dataset_spec(str(small_manifest)).utterances
@@ -109,7 +134,7 @@ def test_audio_made_again_under_the_same_ids_gets_a_new_cache(tiny_model_dir, sm
     utterances[0].audio.write_bytes(utterances[1].audio.read_bytes())
     again = _StopsAfter(encoder)
     remade = _build(tmp_path / "cache", again, loaded, load_dataset_spec(str(small_manifest)).utterances)
-    assert again.clips == 3  # not the old states
+    assert again.clips == 1  # not the old states of the clip made again (the other two are copied)
     assert not np.array_equal(np.array(remade.row(utterances[0].id)), before)
     np.testing.assert_array_equal(remade.row(utterances[0].id), remade.row(utterances[1].id))
     assert len(list((tmp_path / "cache").glob("enc-*.npy"))) == 2

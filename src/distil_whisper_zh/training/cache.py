@@ -4,7 +4,9 @@ With the encoder frozen, its output for a clip never changes, so the most expens
 (the encoder over 30 s of audio) is done once per clip instead of once per epoch. States are stored as float16
 in a memory-mapped .npy under the output folder, so a resumed run reuses them too. Building is itself resumable:
 the states go into a `.partial` file whose finished clips are listed beside it after every batch, so a stop in the
-middle (an hour of encoder passes for a few thousand clips on a CPU) costs at most one batch.
+middle (an hour of encoder passes for a few thousand clips on a CPU) costs at most one batch. A cache of other
+clips made with the same features, weights and view lends the rows of the clips both have (the same id and audio
+file), so adding clips to a corpus encodes only the new ones.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tqdm.auto import tqdm
 from ..audio import SAMPLE_RATE
 from ..data import Utterance
 from ..decoding import batches_by_length
-from ..fingerprint import clips_fingerprint, extractor_settings
+from ..fingerprint import audio_stamp, clips_fingerprint, digest, extractor_settings
 from .augment import (
     DEFAULT_POLICY,
     FRAMES_PER_SECOND,
@@ -110,6 +112,10 @@ class EncoderCache:
         shape = (len(keys), encoder.config.max_source_positions, encoder.config.d_model)
         arrays = PartialArrays({"states": (path, shape, np.float16)})
         index = {key: i for i, key in enumerate(keys)}
+        view_settings = [view, repr(policy), MASKING_VERSION, audio_key] if view else []  # as in path_for
+        settings = digest(extractor_settings(processor), encoder_fingerprint(encoder), *view_settings)
+        clips = [[u.id, audio_stamp(u)] for u in utterances]
+        borrow_rows(path, f"{name}-*{CLIPS_SUFFIX}", settings, clips, arrays)
         todo = [u for u in utterances if index[u.id] not in arrays.done]
         with (
             torch.inference_mode(),
@@ -130,8 +136,37 @@ class EncoderCache:
                 arrays.write([index[u.id] for u in batch], states=output.float().cpu().numpy())
                 bar.update(len(batch))
         arrays.finish()
+        path.with_suffix(CLIPS_SUFFIX).write_text(json.dumps({"settings": settings, "clips": clips}))
         keys_path.write_text(json.dumps(keys))
         return cls(path, keys)
+
+
+CLIPS_SUFFIX = ".clips.json"  # beside a finished cache: its settings and each row's clip (id, audio stamp)
+BORROWED_ROWS_PER_WRITE = 32
+
+
+def borrow_rows(path: Path, pattern: str, settings: str, clips: list[list], arrays: PartialArrays) -> None:
+    """Copy into `arrays` the rows that finished caches beside `path` (matching `pattern`, made with the same
+    `settings`) hold for the same clips: the same id and the same audio file, size and time."""
+    wanted = {json.dumps(clip): row for row, clip in enumerate(clips) if row not in arrays.done}
+    for record in sorted(path.parent.glob(pattern)):
+        states = record.with_name(record.name.removesuffix(CLIPS_SUFFIX) + ".npy")
+        if not wanted or states == path or not states.is_file():
+            continue
+        try:
+            lender = json.loads(record.read_text())
+        except ValueError:
+            continue  # a record cut short lends nothing
+        if lender.get("settings") != settings:
+            continue
+        lent = [(json.dumps(clip), row) for row, clip in enumerate(lender["clips"])]
+        pairs = [(wanted.pop(key), row) for key, row in lent if key in wanted]
+        rows = np.load(states, mmap_mode="r")
+        for start in range(0, len(pairs), BORROWED_ROWS_PER_WRITE):
+            chunk = pairs[start : start + BORROWED_ROWS_PER_WRITE]
+            arrays.write([mine for mine, _ in chunk], states=np.asarray(rows[[theirs for _, theirs in chunk]]))
+        if pairs:
+            tqdm.write(f"{path.name}: the states of {len(pairs)} clips copied from {states.name}")
 
 
 class PartialArrays:
