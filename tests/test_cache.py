@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from distil_whisper_zh.data import load_dataset_spec
+from distil_whisper_zh.data import Utterance, load_dataset_spec
 from distil_whisper_zh.distill.teacher_cache import TeacherTopK
 from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.training.cache import EncoderCache
@@ -27,6 +27,11 @@ class _StopsAfter(torch.nn.Module):
         self.budget = None if self.budget is None else self.budget - 1
         self.clips += len(features)
         return self.encoder(features)
+
+
+def _clips(*ids, audio=0.0):
+    """Clips held in memory: `audio` decides their samples, and so their audio stamps."""
+    return [Utterance(id=key, audio=np.full(1600, audio, dtype=np.float32)) for key in ids]
 
 
 def _build(folder, encoder, loaded, utterances):
@@ -99,6 +104,7 @@ def test_a_cut_progress_list_starts_the_build_again(tiny_model_dir, small_manife
 def test_a_stopped_teacher_top_k_build_resumes_by_batch(tiny_model_dir, tmp_path):
     teacher = load_whisper(str(tiny_model_dir)).model
     keys, label_ids = ["a", "b", "c"], [[1, 2, 3, 4], [5, 6, 7], [8, 9, 10, 11, 12]]
+    clips = _clips(*keys)
     vocab = teacher.config.vocab_size
     calls = []
 
@@ -111,7 +117,7 @@ def test_a_stopped_teacher_top_k_build_resumes_by_batch(tiny_model_dir, tmp_path
         return torch.randn(len(indices), length, vocab, generator=generator)
 
     def build(folder, forward):
-        return TeacherTopK.build(folder, teacher, keys, "clips", label_ids, 4, [[0, 1], [2]], forward)
+        return TeacherTopK.build(folder, teacher, clips, label_ids, 4, [[0, 1], [2]], forward)
 
     whole = build(tmp_path / "whole", logits)
     with pytest.raises(KeyboardInterrupt):
@@ -148,6 +154,24 @@ def test_teacher_top_k_cache_is_keyed_by_the_clips_audio(tiny_model_dir, tmp_pat
         calls.append(indices)
         return torch.randn(len(indices), 2, teacher.config.vocab_size)
 
-    for clips in ("audio as first made", "audio as first made", "audio made again"):
-        TeacherTopK.build(tmp_path, teacher, ["a"], clips, [[1, 2, 3]], 4, [[0]], forward)
+    for audio in (0.0, 0.0, 0.5):
+        TeacherTopK.build(tmp_path, teacher, _clips("a", audio=audio), [[1, 2, 3]], 4, [[0]], forward)
     assert len(calls) == 2  # built, reused, built again for other audio
+
+
+def test_teacher_top_k_of_more_clips_copies_the_rows_of_clips_with_the_same_audio_and_labels(tiny_model_dir, tmp_path):
+    teacher = load_whisper(str(tiny_model_dir)).model
+    calls = []
+
+    def forward(indices):
+        calls.append(indices)
+        return torch.randn(len(indices), 3, teacher.config.vocab_size, generator=torch.Generator().manual_seed(7))
+
+    first = TeacherTopK.build(tmp_path, teacher, _clips("a", "b"), [[1, 2, 3, 4], [5, 6]], 4, [[0, 1]], forward)
+    label_ids = [[1, 2, 3, 4], [5, 7], [8, 9, 10]]  # b's label has changed, c is new
+    grown = TeacherTopK.build(tmp_path, teacher, _clips("a", "b", "c"), label_ids, 4, [[0, 1], [2]], forward)
+    assert calls[1:] == [[1], [2]]  # a's row copied: only b (another label) and c are run
+    a_first, a_grown = first.get(["a"], 3, torch.device("cpu")), grown.get(["a"], 3, torch.device("cpu"))
+    assert all(torch.equal(x, y) for x, y in zip(a_first, a_grown, strict=True))
+    TeacherTopK.build(tmp_path, teacher, _clips("a", "b", "c", audio=0.5), label_ids, 4, [[0, 1, 2]], forward)
+    assert calls[3:] == [[0, 1, 2]]  # other audio: nothing to copy

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data import Utterance
 from ..errors import DwzError
-from ..training.cache import PartialArrays, encoder_fingerprint
+from ..fingerprint import audio_stamp, clips_fingerprint, digest
+from ..training.cache import RECORD_SUFFIX, PartialArrays, encoder_fingerprint
 
 
 def teacher_fingerprint(model: torch.nn.Module) -> str:
@@ -50,8 +52,7 @@ class TeacherTopK:
         cls,
         folder: Path,
         teacher: torch.nn.Module,
-        keys: list[str],
-        clips: str,
+        utterances: list[Utterance],
         label_ids: list[list[int]],
         k: int,
         batches: list[list[int]],
@@ -59,22 +60,28 @@ class TeacherTopK:
     ) -> TeacherTopK:
         """Run `forward(indices) -> (batch, positions, vocab) logits` over `batches` and keep the top k.
 
-        Reuses an earlier build of the same clips (`clips`: their `fingerprint.clips_fingerprint`), labels, k and
-        teacher weights.
+        Reuses an earlier build of the same clips (ids and audio files), labels, k and teacher weights, and copies
+        from builds of other clips the rows of the clips whose audio and labels are the same.
         """
         vocab = teacher.config.vocab_size
         if not 1 <= k <= vocab:
             raise DwzError(f"--teacher-top-k must be between 1 and the vocabulary size {vocab}, got {k}")
-        digest = hashlib.sha256(json.dumps([keys, clips, label_ids, k]).encode())
-        digest.update(teacher_fingerprint(teacher).encode())
-        values_path = folder / f"teacher-top{k}-{digest.hexdigest()[:16]}.values.npy"
+        keys = [u.id for u in utterances]
+        clips = clips_fingerprint(utterances, with_text=False)
+        weights = teacher_fingerprint(teacher)
+        name = hashlib.sha256(json.dumps([keys, clips, label_ids, k]).encode())
+        name.update(weights.encode())
+        values_path = folder / f"teacher-top{k}-{name.hexdigest()[:16]}.values.npy"
         ids_path = values_path.with_name(values_path.name.replace(".values", ".ids"))
         if values_path.is_file() and ids_path.is_file():
             return cls(values_path, keys)
         folder.mkdir(parents=True, exist_ok=True)
         shape = (len(keys), max(len(ids) for ids in label_ids) - 1, k)
-        arrays = PartialArrays({"values": (values_path, shape, np.float16), "ids": (ids_path, shape, np.int32)})
-        todo = [batch for batch in batches if not arrays.done.issuperset(batch)]
+        rows = [[u.id, audio_stamp(u), ids] for u, ids in zip(utterances, label_ids, strict=True)]
+        files = {"values": (values_path, shape, np.float16), "ids": (ids_path, shape, np.int32)}
+        arrays = PartialArrays(files, digest(weights, k), rows)
+        arrays.borrow(f"teacher-top{k}-*.values{RECORD_SUFFIX}")
+        todo = [left for batch in batches if (left := [i for i in batch if i not in arrays.done])]
         with (
             torch.inference_mode(),
             tqdm(total=len(keys), initial=len(keys) - sum(map(len, todo)), desc=f"teacher top-{k}", unit="clip") as bar,

@@ -14,7 +14,6 @@ import torch
 from tyro.conf import UseAppendAction
 
 from ..errors import DwzError
-from ..fingerprint import clips_fingerprint
 from ..long_form_mode import LongFormMode
 from ..models import LoadedWhisper, load_whisper
 from ..models.loading import load_config
@@ -131,8 +130,7 @@ class Distiller(Trainer):
             return TeacherTopK.build(
                 self.cache_folder,
                 self.teacher.model,
-                [e.utterance.id for e in self.examples],
-                clips_fingerprint([e.utterance for e in self.examples], with_text=False),
+                [e.utterance for e in self.examples],
                 [e.label_ids for e in self.examples],
                 self.options.teacher_top_k,
                 batches,

@@ -110,12 +110,12 @@ class EncoderCache:
             return cls(path, keys)
         folder.mkdir(parents=True, exist_ok=True)
         shape = (len(keys), encoder.config.max_source_positions, encoder.config.d_model)
-        arrays = PartialArrays({"states": (path, shape, np.float16)})
-        index = {key: i for i, key in enumerate(keys)}
         view_settings = [view, repr(policy), MASKING_VERSION, audio_key] if view else []  # as in path_for
         settings = digest(extractor_settings(processor), encoder_fingerprint(encoder), *view_settings)
         clips = [[u.id, audio_stamp(u)] for u in utterances]
-        borrow_rows(path, f"{name}-*{CLIPS_SUFFIX}", settings, clips, arrays)
+        arrays = PartialArrays({"states": (path, shape, np.float16)}, settings, clips)
+        arrays.borrow(f"{name}-*{RECORD_SUFFIX}")
+        index = {key: i for i, key in enumerate(keys)}
         todo = [u for u in utterances if index[u.id] not in arrays.done]
         with (
             torch.inference_mode(),
@@ -136,48 +136,36 @@ class EncoderCache:
                 arrays.write([index[u.id] for u in batch], states=output.float().cpu().numpy())
                 bar.update(len(batch))
         arrays.finish()
-        path.with_suffix(CLIPS_SUFFIX).write_text(json.dumps({"settings": settings, "clips": clips}))
         keys_path.write_text(json.dumps(keys))
         return cls(path, keys)
 
 
-CLIPS_SUFFIX = ".clips.json"  # beside a finished cache: its settings and each row's clip (id, audio stamp)
+RECORD_SUFFIX = ".clips.json"  # beside a finished set of arrays: its settings, files and each row's clip
 BORROWED_ROWS_PER_WRITE = 32
 
 
-def borrow_rows(path: Path, pattern: str, settings: str, clips: list[list], arrays: PartialArrays) -> None:
-    """Copy into `arrays` the rows that finished caches beside `path` (matching `pattern`, made with the same
-    `settings`) hold for the same clips: the same id and the same audio file, size and time."""
-    wanted = {json.dumps(clip): row for row, clip in enumerate(clips) if row not in arrays.done}
-    for record in sorted(path.parent.glob(pattern)):
-        states = record.with_name(record.name.removesuffix(CLIPS_SUFFIX) + ".npy")
-        if not wanted or states == path or not states.is_file():
-            continue
-        try:
-            lender = json.loads(record.read_text())
-        except ValueError:
-            continue  # a record cut short lends nothing
-        if lender.get("settings") != settings:
-            continue
-        lent = [(json.dumps(clip), row) for row, clip in enumerate(lender["clips"])]
-        pairs = [(wanted.pop(key), row) for key, row in lent if key in wanted]
-        rows = np.load(states, mmap_mode="r")
-        for start in range(0, len(pairs), BORROWED_ROWS_PER_WRITE):
-            chunk = pairs[start : start + BORROWED_ROWS_PER_WRITE]
-            arrays.write([mine for mine, _ in chunk], states=np.asarray(rows[[theirs for _, theirs in chunk]]))
-        if pairs:
-            tqdm.write(f"{path.name}: the states of {len(pairs)} clips copied from {states.name}")
+def _read_record(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError):
+        return None  # a record cut short lends nothing
 
 
 class PartialArrays:
     """.npy files filled a batch of rows at a time, under `.NAME.partial` names until `finish` renames them.
 
     After every batch the rows are flushed and then listed in a `.done.json` beside the first file, so a build
-    stopped in the middle starts again where it stopped (`done`), losing at most one batch.
+    stopped in the middle starts again where it stopped (`done`), losing at most one batch. A finished set is
+    recorded beside its first file (`RECORD_SUFFIX`) with what it was made with (`settings`: weights, options)
+    and each row's clip (`clips`: id and audio stamp, and whatever else decides the row), so that a later build with
+    the same settings can `borrow` the rows of the clips both have.
     """
 
-    def __init__(self, arrays: dict[str, tuple[Path, tuple[int, ...], type]]):
+    def __init__(self, arrays: dict[str, tuple[Path, tuple[int, ...], type]], settings: str, clips: list[list]):
+        self.settings, self.clips = settings, clips
         self.final = {name: path for name, (path, _, _) in arrays.items()}
+        first_final = next(iter(self.final.values()))
+        self.record = first_final.with_name(first_final.name.removesuffix(".npy") + RECORD_SUFFIX)
         self.partial = {name: path.with_name(f".{path.name}.partial") for name, path in self.final.items()}
         first = next(iter(self.partial.values()))
         self.progress = first.with_name(f"{first.name}.done.json")
@@ -208,6 +196,35 @@ class PartialArrays:
         for name in reversed(list(self.final)):
             self.partial[name].replace(self.final[name])
         self.progress.unlink(missing_ok=True)
+        files = {name: path.name for name, path in self.final.items()}
+        temporary = self.record.with_name(f"{self.record.name}.tmp")
+        temporary.write_text(json.dumps({"settings": self.settings, "files": files, "clips": self.clips}))
+        temporary.replace(self.record)
+
+    def borrow(self, pattern: str) -> None:
+        """Copy in the rows that finished sets beside this one (their records matching `pattern`), made with the
+        same settings and the same array names, hold for the same clips."""
+        wanted = {json.dumps(clip): row for row, clip in enumerate(self.clips) if row not in self.done}
+        for record in sorted(self.record.parent.glob(pattern)):
+            lender = _read_record(record)
+            if not wanted or record == self.record or not lender or lender.get("settings") != self.settings:
+                continue
+            files = {name: record.with_name(file) for name, file in lender["files"].items()}
+            if files.keys() != self.final.keys() or not all(path.is_file() for path in files.values()):
+                continue
+            lent = [(json.dumps(clip), row) for row, clip in enumerate(lender["clips"])]
+            pairs = [(wanted.pop(key), row) for key, row in lent if key in wanted]
+            sources = {name: np.load(path, mmap_mode="r") for name, path in files.items()}
+            for start in range(0, len(pairs), BORROWED_ROWS_PER_WRITE):
+                mine, theirs = zip(*pairs[start : start + BORROWED_ROWS_PER_WRITE], strict=True)
+                widths = {name: self.arrays[name].shape[1] for name in sources}
+                self.write(
+                    list(mine), **{name: np.asarray(a[list(theirs), : widths[name]]) for name, a in sources.items()}
+                )
+            if pairs:
+                tqdm.write(
+                    f"{self.record.name.removesuffix(RECORD_SUFFIX)}: {len(pairs)} rows copied from {record.name}"
+                )
 
     def _finished_rows(self, shapes: dict[str, tuple[int, ...]]) -> set[int]:
         """Rows an interrupted build already wrote (empty: start afresh)."""
