@@ -6,9 +6,10 @@
 Reads a `dwz evaluate` report folder (report.json and the hypotheses JSON lines, beside it or under hypotheses/)
 and prints, per dataset, one markdown row per model: its edits after writing numbers one way on both sides (the
 `cer_numerals` normalisation of this version, which a report made by an earlier one may not have used), in all
-and split into clips whose reference spells a number and the others, each with its multiple of the first model's
-errors. "Spells a number" is approximate: two or more numeral characters in a row (三十, 一三三零) or 百分之
-(`NUMBER`), so 三个 counts as another clip and 万一 as a number.
+and split into clips whose reference reads a phone or ID number digit by digit (7 or more digits in a row,
+`DIGITS`), clips that spell another number and the others, each with its multiple of the first model's errors.
+"Spells a number" is approximate: two or more numeral characters in a row (三十, 一三三零) or 百分之 (`NUMBER`), so
+三个 counts as another clip and 万一 as a number.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import sys
 from pathlib import Path
 
 from distil_whisper_zh.metrics import EditCounts, utterance_counts
-from distil_whisper_zh.text import normalize_numerals
+from distil_whisper_zh.text import DIGIT_BY_DIGIT_MIN_LENGTH, normalize_numerals
 
 NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千万亿幺]{2,}|百分之")
+DIGITS = re.compile(rf"[零〇一二三四五六七八九幺]{{{DIGIT_BY_DIGIT_MIN_LENGTH},}}")
+GROUPS = ("clips with a phone or ID number", "clips with another number", "other clips")
 
 
 def hypotheses_of(folder: Path, result: dict) -> list[dict]:
@@ -31,16 +34,20 @@ def hypotheses_of(folder: Path, result: dict) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def split_counts(rows: list[dict]) -> tuple[EditCounts, EditCounts]:
-    """Edits (numerals normalised) on the clips with a number in the reference, and on the others."""
-    numbers, others = EditCounts(), EditCounts()
+def group_of(reference: str) -> int:
+    """The index in `GROUPS` of a clip with this reference."""
+    if DIGITS.search(reference):
+        return 0
+    return 1 if NUMBER.search(reference) else 2
+
+
+def split_counts(rows: list[dict]) -> list[EditCounts]:
+    """Edits (numerals normalised) on the clips of each of `GROUPS`."""
+    groups = [EditCounts() for _ in GROUPS]
     for row in rows:
-        counts = utterance_counts(row["reference"], row["hypothesis"], normalize_numerals)
-        if NUMBER.search(row["reference"]):
-            numbers = numbers + counts
-        else:
-            others = others + counts
-    return numbers, others
+        group = group_of(row["reference"])
+        groups[group] = groups[group] + utterance_counts(row["reference"], row["hypothesis"], normalize_numerals)
+    return groups
 
 
 def edits(counts: EditCounts, first: EditCounts) -> str:
@@ -52,21 +59,21 @@ def edits(counts: EditCounts, first: EditCounts) -> str:
 def print_dataset(folder: Path, dataset: str, results: list[dict]) -> None:
     hypotheses = [hypotheses_of(folder, result) for result in results]
     counts = [split_counts(rows) for rows in hypotheses]
-    first_rows = hypotheses[0]
-    with_number = sum(bool(NUMBER.search(row["reference"])) for row in first_rows)
-    numbers, others = counts[0]
+    clips = [group_of(row["reference"]) for row in hypotheses[0]]
+    firsts = counts[0]
+    all_chars = sum(group.reference_chars for group in firsts)
     print(
-        f"\n{dataset}: {with_number} of {len(first_rows)} clips spell a number ({numbers.reference_chars} of "
-        f"{numbers.reference_chars + others.reference_chars} reference characters)\n"
+        f"\n{dataset}: {clips.count(0) + clips.count(1)} of {len(clips)} clips spell a number, {clips.count(0)} of "
+        f"them digit by digit ({firsts[0].reference_chars + firsts[1].reference_chars} of {all_chars} reference "
+        "characters)\n"
     )
-    print("| model | cer_numerals | errors, all clips | errors, clips with a number | errors, other clips |")
-    print("|---|---|---|---|---|")
-    for result, (number_clips, other_clips) in zip(results, counts, strict=True):
-        total = number_clips + other_clips
-        print(
-            f"| {result['model']} | {100 * total.cer:.2f}% | {edits(total, numbers + others)} | "
-            f"{edits(number_clips, numbers)} | {edits(other_clips, others)} |"
-        )
+    print(f"| model | cer_numerals | errors, all clips | {' | '.join(f'errors, {group}' for group in GROUPS)} |")
+    print("|---|---|" + "---|" * (1 + len(GROUPS)))
+    first_total = sum(firsts, EditCounts())
+    for result, groups in zip(results, counts, strict=True):
+        total = sum(groups, EditCounts())
+        split = " | ".join(edits(group, first) for group, first in zip(groups, firsts, strict=True))
+        print(f"| {result['model']} | {100 * total.cer:.2f}% | {edits(total, first_total)} | {split} |")
 
 
 def main() -> None:

@@ -36,4 +36,4 @@ cp $O/report-numbers/report.json $O/report-numbers/report.md $K/report/
 cp $O/report-numbers/*__*.jsonl $K/report/hypotheses/
 cp $O/labels-numbers/summary.json $K/labels-numbers-summary.json && cp $R/text/numbers.tsv $K/
 for run in folds numbers; do cp $O/$run/train_log.jsonl $K/train-logs/$run.jsonl; done
-.venv/bin/python scripts/number_clips.py $O/report-numbers | tee $K/number-clips.txt
+.venv/bin/python scripts/number_clips.py $K/report > $K/number-clips.txt
