@@ -86,6 +86,7 @@ def test_evaluate_writes_the_report_of_product_md(tiny_model_dir, small_manifest
     assert first["rtf"] == pytest.approx(first["wall_seconds"] / first["audio_seconds"], rel=1e-3)
     hypotheses = [json.loads(line) for line in (report / first["hypotheses_file"]).read_text("utf-8").splitlines()]
     assert {"id", "reference", "hypothesis", "cer"} <= hypotheses[0].keys()
+    assert sum(h["retries"] for h in hypotheses) == first["retries"]  # each clip's fallback passes, as counted
     rescored = corpus_cer([h["reference"] for h in hypotheses], [h["hypothesis"] for h in hypotheses])
     assert first["cer"] == pytest.approx(rescored)
     edits = first["edits_numerals"]

@@ -419,6 +419,7 @@ def _hypothesis_row(row: dict, counts: EditCounts, counts_numerals: EditCounts) 
         "raw_hypothesis": row["raw_hypothesis"],
         "looped": row["looped"],
         "hit_token_cap": row["hit_token_cap"],
+        "retries": row.get("retries", 0),  # temperature-fallback passes after the greedy one
         **({k: row[k] for k in (JOINS_FIELD, SEGMENTS_FIELD, "audio_seconds")} if JOINS_FIELD in row else {}),
     }
 
