@@ -1,5 +1,7 @@
 """Audio augmentations on a real clip: lengths, energy, band limits, determinism; and their place in cache keys."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -95,6 +97,26 @@ def test_every_augmentation_names_its_own_cache_view(tiny_model_dir, small_manif
     keys = [""] + [AudioAugmentation((name,)).key() for name in AUGMENTATIONS]
     assert len({path(key) for key in keys}) == len(keys)
     assert path("", view=0) == path(keys[1], view=0)  # the clean view is the same whatever the views do
+
+
+def test_babble_views_of_another_corpus_are_other_views(tiny_model_dir, small_manifest, tmp_path):
+    """Babble mixes in clips drawn from the whole corpus, so a grown corpus may copy clean states, not babble views."""
+    training = TrainingOptions(
+        batch_size=2, max_steps=1, warmup_steps=0, save_every=1, eval_every=0, cache_dir=str(tmp_path / "cache"),
+        cache_encoder_states=True, augment_views=1, audio_augment=["babble"],
+    )  # fmt: skip
+    part = tmp_path / "part.jsonl"
+    part.write_text("".join(small_manifest.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), "utf-8")
+    model = str(tiny_model_dir)
+    for data, out in ((part, "a"), (small_manifest, "b")):
+        run_distillation(DistillOptions(model, model, [str(data)], str(tmp_path / out), training=training))
+    records = {
+        path.name: json.loads(path.read_text()) for path in sorted((tmp_path / "cache").glob("encoder-*.clips.json"))
+    }
+    clean = [r["settings"] for name, r in records.items() if "-view" not in name]
+    views = [r["settings"] for name, r in records.items() if "-view1-" in name]
+    assert len(clean) == len(views) == 2
+    assert clean[0] == clean[1] and views[0] != views[1]
 
 
 def test_distillation_trains_on_audio_augmented_views(tiny_model_dir, small_manifest, tmp_path):

@@ -1,5 +1,7 @@
 """The encoder cache: built once, reused, and resumed after a stop in the middle of building it."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +88,24 @@ def test_a_cache_of_more_clips_copies_the_rows_of_clips_cached_before(tiny_model
     view = _StopsAfter(encoder)
     EncoderCache.build(tmp_path / "grown", "enc", view, loaded.processor, utterances, 1, torch.device("cpu"), view=1)
     assert view.clips == 3
+
+
+def test_records_cut_short_of_another_layout_or_with_a_damaged_array_lend_nothing(
+    tiny_model_dir, small_manifest, tmp_path
+):
+    loaded = load_whisper(str(tiny_model_dir))
+    utterances = load_dataset_spec(str(small_manifest)).utterances
+    encoder = loaded.model.model.encoder
+    _build(tmp_path, _StopsAfter(encoder), loaded, utterances[:2])
+    (record,) = tmp_path.glob("enc-*.clips.json")
+    lender = json.loads(record.read_text())
+    (tmp_path / lender["files"]["states"]).write_bytes(b"not an array")  # damaged after it was recorded
+    old_layout = {"settings": lender["settings"], "clips": lender["clips"]}  # no "files"
+    for name, text in (("old", json.dumps(old_layout)), ("list", "[1, 2]"), ("cut", '{"settings": "')):
+        (tmp_path / f"enc-{name}.clips.json").write_text(text)
+    again = _StopsAfter(encoder)
+    _build(tmp_path, again, loaded, utterances)
+    assert again.clips == 3
 
 
 def test_a_cut_progress_list_starts_the_build_again(tiny_model_dir, small_manifest, tmp_path):

@@ -5,8 +5,9 @@ With the encoder frozen, its output for a clip never changes, so the most expens
 in a memory-mapped .npy under the output folder, so a resumed run reuses them too. Building is itself resumable:
 the states go into a `.partial` file whose finished clips are listed beside it after every batch, so a stop in the
 middle (an hour of encoder passes for a few thousand clips on a CPU) costs at most one batch. A cache of other
-clips made with the same features, weights and view lends the rows of the clips both have (the same id and audio
-file), so adding clips to a corpus encodes only the new ones.
+clips made with the same features, weights and view (its augmentation named by `audio_key`, which says what else
+a view's audio depends on) lends the rows of the clips both have (the same id and audio file), so adding clips to
+a corpus encodes only the new ones.
 """
 
 from __future__ import annotations
@@ -144,11 +145,16 @@ RECORD_SUFFIX = ".clips.json"  # beside a finished set of arrays: its settings, 
 BORROWED_ROWS_PER_WRITE = 32
 
 
+RECORD_FIELDS = ("settings", "files", "clips")
+
+
 def _read_record(path: Path) -> dict | None:
+    """A finished set's record, or None for one cut short or of another layout (which lends nothing)."""
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (ValueError, OSError):
-        return None  # a record cut short lends nothing
+        return None
+    return record if isinstance(record, dict) and all(field in record for field in RECORD_FIELDS) else None
 
 
 class PartialArrays:
@@ -207,14 +213,17 @@ class PartialArrays:
         wanted = {json.dumps(clip): row for row, clip in enumerate(self.clips) if row not in self.done}
         for record in sorted(self.record.parent.glob(pattern)):
             lender = _read_record(record)
-            if not wanted or record == self.record or not lender or lender.get("settings") != self.settings:
+            if not wanted or record == self.record or not lender or lender["settings"] != self.settings:
                 continue
             files = {name: record.with_name(file) for name, file in lender["files"].items()}
             if files.keys() != self.final.keys() or not all(path.is_file() for path in files.values()):
                 continue
+            try:
+                sources = {name: np.load(path, mmap_mode="r") for name, path in files.items()}
+            except (ValueError, OSError):
+                continue  # a lender's array cut short or damaged lends nothing
             lent = [(json.dumps(clip), row) for row, clip in enumerate(lender["clips"])]
             pairs = [(wanted.pop(key), row) for key, row in lent if key in wanted]
-            sources = {name: np.load(path, mmap_mode="r") for name, path in files.items()}
             for start in range(0, len(pairs), BORROWED_ROWS_PER_WRITE):
                 mine, theirs = zip(*pairs[start : start + BORROWED_ROWS_PER_WRITE], strict=True)
                 widths = {name: self.arrays[name].shape[1] for name in sources}

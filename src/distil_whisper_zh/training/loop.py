@@ -28,6 +28,7 @@ from ..data import Utterance
 from ..decoding import WINDOW_FRAMES
 from ..errors import DwzError
 from ..files import recover_interrupted, write_atomically
+from ..fingerprint import clips_fingerprint
 from ..long_form_mode import LongFormMode
 from ..long_form_mode import record as record_long_form
 from ..models import LoadedWhisper
@@ -261,7 +262,7 @@ class Trainer:
             f"encoder cache: {len(utterances)} clips x {len(encoders)} encoder(s) x {views} view(s) = "
             f"{size / 2**30:.2f} GiB on disk under {folder}"
         )
-        caches = {}
+        caches, audio_key = {}, self.view_audio_key()
         for name, encoder in encoders.items():
             with self.accelerator.main_process_first():
                 caches[name] = EncoderViews(
@@ -276,7 +277,7 @@ class Trainer:
                             self.accelerator.device,
                             view=view,
                             load=lambda utterance, view=view: self.view_audio(utterance, view),
-                            audio_key=self.audio_augmentation.key(),
+                            audio_key=audio_key,
                         )
                         for view in range(views)
                     ]
@@ -349,6 +350,14 @@ class Trainer:
         if view == 0 or not self.audio_augmentation.names:
             return audio
         return augment_audio(audio, view_seed(utterance.id, view), self.audio_augmentation, self.babble)
+
+    def view_audio_key(self) -> str:
+        """What an augmented view's audio depends on besides its clip: the augmentation, and with babble the clips
+        mixed in, drawn from the whole training set (so a view made in another corpus is another view)."""
+        key = self.audio_augmentation.key()
+        if "babble" in self.audio_augmentation.names:
+            key += f", babble from {clips_fingerprint(self.utterances, with_text=False)}"
+        return key
 
     def babble(self, rng) -> list:
         """Other training clips to mix in as babble, drawn by `rng`."""
