@@ -37,3 +37,12 @@ cp $O/report-numbers/*__*.jsonl $K/report/hypotheses/
 cp $O/labels-numbers/summary.json $K/labels-numbers-summary.json && cp $R/text/numbers.tsv $K/
 for run in folds numbers; do cp $O/$run/train_log.jsonl $K/train-logs/$run.jsonl; done
 .venv/bin/python scripts/number_clips.py $K/report > $K/number-clips.txt
+# base again, twice: as it reads by default (clips over its 5.0-s chunk cut at pauses), now with each clip's fallback
+# passes in its hypotheses (dwz evaluate records them since this session), and with --chunk-seconds 30 (no clip cut)
+$DWZ evaluate --model $O/base --data manifest:$O/s0150-nontest.jsonl --report $O/report-base-chunk-own
+$DWZ evaluate --model $O/base --data manifest:$O/s0150-nontest.jsonl --report $O/report-base-chunk-30 --chunk-seconds 30
+for run in chunk-own chunk-30; do
+  mkdir -p $K/base-$run/hypotheses && cp $O/report-base-$run/report.json $K/base-$run/ &&
+  cp $O/report-base-$run/*__*.jsonl $K/base-$run/hypotheses/
+done
+.venv/bin/python $K/fallback_split.py $K/base-chunk-own/hypotheses/*.jsonl > $K/base-chunk-own/fallback-split.txt
