@@ -66,6 +66,13 @@ class EncoderCache:
         return torch.from_numpy(rows).to(device=device, dtype=dtype)
 
     @staticmethod
+    def settings_of(encoder: torch.nn.Module, processor, view: int, policy: SpecAugmentPolicy, audio_key: str) -> str:
+        """What decides a clip's states besides its audio: features, encoder weights and, for a view, its masks and
+        augmentation (`audio_key`)."""
+        view_settings = [view, repr(policy), MASKING_VERSION, audio_key] if view else []
+        return digest(extractor_settings(processor), encoder_fingerprint(encoder), *view_settings)
+
+    @staticmethod
     def path_for(
         folder: Path,
         name: str,
@@ -75,16 +82,13 @@ class EncoderCache:
         view: int = 0,
         policy: SpecAugmentPolicy = DEFAULT_POLICY,
         audio_key: str = "",
+        settings: str | None = None,
     ) -> Path:
-        """The cache file of these clips (ids and audio files as they are now), features and encoder weights: any
-        change makes another file, so a cache is never reused for other inputs."""
-        digest = hashlib.sha256(clips_fingerprint(utterances, with_text=False).encode())
-        digest.update(json.dumps(extractor_settings(processor), sort_keys=True).encode())
-        digest.update(encoder_fingerprint(encoder).encode())
-        if view:
-            digest.update(f"view {view}: {policy!r}, masking v{MASKING_VERSION}, {audio_key}".encode())
-            name = f"{name}-view{view}"
-        return folder / f"{name}-{digest.hexdigest()[:16]}.npy"
+        """The cache file of these clips (ids and audio files as they are now) and settings (`settings_of`, given
+        or computed): any change makes another file, so a cache is never reused for other inputs."""
+        settings = settings or EncoderCache.settings_of(encoder, processor, view, policy, audio_key)
+        name = f"{name}-view{view}" if view else name
+        return folder / f"{name}-{digest(clips_fingerprint(utterances, with_text=False), settings)[:16]}.npy"
 
     @classmethod
     def build(
@@ -105,14 +109,13 @@ class EncoderCache:
         SpecAugment-masked view of the inputs (see augment.py), view 0 the clean one. `load(utterance)` gives the
         view's audio (an augmented copy, see audio_augment.py; `audio_key` names the augmentation for the key)."""
         keys = [u.id for u in utterances]
-        path = cls.path_for(folder, name, encoder, processor, utterances, view, policy, audio_key)
+        settings = cls.settings_of(encoder, processor, view, policy, audio_key)
+        path = cls.path_for(folder, name, encoder, processor, utterances, view, settings=settings)
         keys_path = path.with_suffix(".keys.json")
         if path.is_file() and keys_path.is_file() and json.loads(keys_path.read_text()) == keys:
             return cls(path, keys)
         folder.mkdir(parents=True, exist_ok=True)
         shape = (len(keys), encoder.config.max_source_positions, encoder.config.d_model)
-        view_settings = [view, repr(policy), MASKING_VERSION, audio_key] if view else []  # as in path_for
-        settings = digest(extractor_settings(processor), encoder_fingerprint(encoder), *view_settings)
         clips = [[u.id, audio_stamp(u)] for u in utterances]
         arrays = PartialArrays({"states": (path, shape, np.float16)}, settings, clips)
         arrays.borrow(f"{name}-*{RECORD_SUFFIX}")
@@ -142,10 +145,8 @@ class EncoderCache:
 
 
 RECORD_SUFFIX = ".clips.json"  # beside a finished set of arrays: its settings, files and each row's clip
-BORROWED_ROWS_PER_WRITE = 32
-
-
 RECORD_FIELDS = ("settings", "files", "clips")
+BORROWED_ROWS_PER_WRITE = 32
 
 
 def _read_record(path: Path) -> dict | None:
