@@ -160,7 +160,16 @@ def test_labels_of_the_previous_version_are_still_added_to():
     old = {"teacher": "t", "decoding": {"language": "zh", "temperature_fallback": True, "simplified": True}}
     decoding = {"language": "zh", "fallback": True, "keep_script": False}
     decoding |= {"long_form": "sequential", "chunk_seconds": 15}  # options it predates, at their defaults
-    assert upgraded_labels_run(old) == {"teacher": "t", "timestamps": False, "decoding": decoding}
+    assert upgraded_labels_run(old) == {"teacher": "t", "timestamps": False, "fallback_rule": 1, "decoding": decoding}
+
+
+def test_labels_a_fallback_of_another_rule_made_are_not_added_to(tiny_model_dir, small_manifest, tmp_path):
+    run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels"))
+    record = tmp_path / "labels" / "run.json"
+    saved = json.loads(record.read_text())
+    record.write_text(json.dumps({k: v for k, v in saved.items() if k != "fallback_rule"}))  # made before the rule
+    with pytest.raises(DwzError, match="fallback_rule 1 -> 2"):
+        run_pseudo_label(_options(tiny_model_dir, small_manifest, tmp_path / "labels"))
 
 
 def test_timestamps_keep_segments_whose_text_is_the_label(tiny_model_dir, small_manifest, tmp_path):

@@ -584,3 +584,16 @@ def test_killed_recipe_run_resumes_its_distillation(tiny_model_dir, tokenizer, s
     assert main(["run", str(recipe(killed))]) == 0
     _assert_same_training(tmp_path / "straight" / "student", killed / "student")
     assert _rows(killed / "labels/labels.jsonl") == _rows(tmp_path / "straight/labels/labels.jsonl")
+
+
+def test_evaluate_rows_of_another_fallback_rule_are_decoded_again(tiny_model_dir, six_clips, monkeypatch):
+    from distil_whisper_zh import evaluate
+    from distil_whisper_zh.backends import make_decoder
+    from distil_whisper_zh.data import load_dataset_spec
+    from distil_whisper_zh.decoding import DecodingOptions
+
+    decoder, dataset = make_decoder(str(tiny_model_dir), DecodingOptions()), load_dataset_spec(str(six_clips))
+    before = evaluate.run_key(decoder, dataset)
+    assert evaluate.run_key(decoder, dataset) == before
+    monkeypatch.setattr(evaluate, "FALLBACK_RULE", evaluate.FALLBACK_RULE + 1)
+    assert evaluate.run_key(decoder, dataset) != before  # a partial row of the old rule is not reused

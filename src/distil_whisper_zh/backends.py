@@ -26,6 +26,7 @@ from .decoding import (
     TEXT_COMPRESSION_RATIO_THRESHOLD,
     TIME_PRECISION,
     WINDOW_SECONDS,
+    Attempt,
     Decoder,
     DecodingOptions,
     Prepared,
@@ -273,7 +274,8 @@ class CTranslate2Decoder:
     def _through_faster_whisper(self, prepared: Prepared) -> bool:
         return prepared.long_form or self.vad or self.word_timestamps
 
-    def _generate(self, features: np.ndarray, temperature: float, cap: int) -> list[list[int]]:
+    def _generate(self, features: np.ndarray, temperature: float, cap: int) -> list[Attempt]:
+        """Each clip's tokens at `temperature` (0: greedy or beam search), with CTranslate2's score (`Attempt`)."""
         sampled = temperature > 0
         results = self.model.model.generate(
             self._ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
@@ -285,8 +287,9 @@ class CTranslate2Decoder:
             suppress_tokens=[-1],  # the model's own list (config.json suppress_ids), as faster-whisper passes
             sampling_topk=0 if sampled else 1,  # 0: sample from the whole distribution
             sampling_temperature=temperature if sampled else 1.0,
+            return_scores=True,  # the mean log-probability at temperature 1 whatever the sampling temperature
         )
-        return [result.sequences_ids[0] for result in results]
+        return [Attempt(result.sequences_ids[0], result.scores[0]) for result in results]
 
     def _raw_text(self, ids: list[int]) -> str:
         return self.model.hf_tokenizer.decode([t for t in ids if t < self.eos]).strip()

