@@ -3,13 +3,17 @@ import pytest
 from distil_whisper_zh.cli import main
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.sentences import (
+    DIGIT_STRINGS,
+    DIGITS,
     SentencesOptions,
+    digit_strings,
     draw_sentences,
     is_tagged,
     readable_sentences,
     sentence_id,
     untag,
 )
+from distil_whisper_zh.text import normalize_for_cer
 
 OPTIONS = SentencesOptions(files=["unused.txt"], out="unused.tsv", min_chars=4, max_chars=12)
 
@@ -110,3 +114,23 @@ def test_bad_inputs_name_the_file(tmp_path, capsys):
     assert "gone.txt: no such text file" in capsys.readouterr().err
     with pytest.raises(DwzError, match="--min-chars"):
         SentencesOptions(files=[english], out="x", min_chars=30)
+
+
+def test_digit_strings_are_numbers_read_digit_by_digit_drawn_from_the_seed(tmp_path, capsys):
+    drawn = digit_strings(40, "dwz")
+    assert drawn == digit_strings(40, "dwz") != digit_strings(40, "other") and len(set(drawn)) == 40
+    phrases = {phrase for _, _, kind_phrases in DIGIT_STRINGS for phrase in kind_phrases}
+    numbers = [text.removeprefix(next((p for p in phrases if text.startswith(p)), "")) for text in drawn]
+    assert all(set(number) <= set(DIGITS) for number in numbers)
+    assert sorted({len(n) for n in numbers}) == [5, 6, 11]  # service, postcode; mobile and landline
+    assert sum(n != t for n, t in zip(numbers, drawn, strict=True)) in range(10, 31)  # about half after a phrase
+    mobiles = [n for n in numbers if len(n) == 11 and n[0] == "一"]
+    assert mobiles and all(n[1] in "三四五六七八九" for n in mobiles)
+    assert drawn[0] not in digit_strings(40, "dwz", excluded={normalize_for_cer(drawn[0])})
+    out = tmp_path / "digits.tsv"
+    assert main(["sentences", "--out", str(out), "--count", "0", "--digit-strings", "7"]) == 0  # no text file needed
+    assert [line.split("\t")[1] for line in out.read_text(encoding="utf-8").splitlines()] == digit_strings(7, "dwz")
+    assert main(["sentences", "--out", str(out), "--count", "0"]) == 2
+    assert "nothing to write" in capsys.readouterr().err
+    assert main(["sentences", "--out", str(out)]) == 2
+    assert "give at least one text file (or --count 0 with --digit-strings)" in capsys.readouterr().err

@@ -12,11 +12,17 @@ With `--numbers spell` a sentence's numbers are written as they are read, the wa
 read too and a student hears how numbers sound; `--numbers only` keeps just those sentences (numbers read aloud).
 Numbers joined by a colon, semicolon, dash, slash, tilde, 、, 至 or 到 (3:2, 16;9, 1998-1999, 1998至2000) have more
 than one reading, and their sentences are still left out.
+
+No text says a phone number the way it is dictated, digit by digit, and a distilled student loses its place in
+such digit strings (it stutters: "一三一三一一一五"). `--digit-strings N` adds N of them, drawn from the seed: mobile
+numbers (11 digits), landlines with their area code, postcodes and service numbers, spelled as AISHELL writes them
+(一三九..., 零一零...), half bare, half after a phrase that announces them ("我的手机号是").
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +48,14 @@ _TAG = re.compile(r"\[|\][a-zA-Z]+|/[a-zA-Z]+")
 _TAGGED_TOKEN = re.compile(r"^\[?[^/\s]+/[a-zA-Z]+(\][a-zA-Z]+)?$")
 _JOINED_NUMBERS = re.compile(r"\d\s*[:：;；\-－—–~～〜/／∶、至到]\s*\d")  # 3:2, 16;9, 1998-1999, 1998至2000
 TAGGED_SAMPLE_LINES = 20
+DIGITS = "零一二三四五六七八九"
+# (kind, how to draw its digits, phrases that announce it): a digit from a string of choices, "#" any digit
+DIGIT_STRINGS = (
+    ("mobile", ["1", "3456789", *"#" * 9], ("我的手机号是", "请拨打", "联系电话", "手机号码是", "您可以打")),
+    ("landline", ["0", "123456789", "0123456789", *"#" * 8], ("座机号码是", "请拨打", "办公室电话是")),
+    ("postcode", ["123456789", *"#" * 5], ("邮编是", "邮政编码")),
+    ("service", ["19", "0235", *"#" * 3], ("客服热线", "请拨打")),  # 10086, 12315, 95588
+)
 
 
 @dataclass
@@ -67,15 +81,20 @@ class SentencesOptions:
     numbers: Literal["drop", "spell", "only"] = "drop"
     """spell: keep sentences with numbers in digits, spelled as read (一九九八年); only: just those (a corpus of
     numbers read aloud); drop: leave them out"""
+    digit_strings: int = 0
+    """also write this many phone numbers, postcodes and service numbers read digit by digit (一三九...), drawn
+    from the seed; with --count 0, only those (no text file needed)"""
 
     def __post_init__(self) -> None:
         check_choices(self)
-        if not self.files:
-            raise DwzError("give at least one text file")
+        if self.count < 0 or self.digit_strings < 0:
+            raise DwzError(f"--count and --digit-strings cannot be negative, got {self.count}, {self.digit_strings}")
+        if self.count + self.digit_strings == 0:
+            raise DwzError("nothing to write: --count and --digit-strings are both 0")
+        if self.count and not self.files:
+            raise DwzError("give at least one text file (or --count 0 with --digit-strings)")
         if not 0 < self.min_chars <= self.max_chars:
             raise DwzError(f"need 0 < --min-chars <= --max-chars, got {self.min_chars} and {self.max_chars}")
-        if self.count < 1:
-            raise DwzError(f"--count must be at least 1, got {self.count}")
 
 
 def han_count(text: str) -> int:
@@ -163,13 +182,27 @@ def _interleave(pools: list[list[str]], count: int) -> list[str]:
     return list(drawn)
 
 
+def digit_strings(count: int, seed: str, excluded: set[str] = frozenset()) -> list[str]:
+    """`count` numbers read digit by digit (`DIGIT_STRINGS`' kinds in turn), every other one after its phrase;
+    none in `excluded`, none twice."""
+    draw = random.Random(f"{seed}:digit-strings")
+    drawn: dict[str, None] = {}
+    while len(drawn) < count:
+        _, places, phrases = DIGIT_STRINGS[len(drawn) % len(DIGIT_STRINGS)]
+        number = "".join(DIGITS[int(draw.choice("0123456789" if place == "#" else place))] for place in places)
+        text = draw.choice(phrases) + number if draw.random() < 0.5 else number
+        if normalize_for_cer(text) not in excluded:
+            drawn.setdefault(text)
+    return list(drawn)
+
+
 def draw_sentences(options: SentencesOptions) -> list[str]:
     excluded = _excluded_texts(options.exclude)
-    pools = [_file_sentences(Path(path), options, excluded) for path in options.files]
+    pools = [_file_sentences(Path(path), options, excluded) for path in options.files] if options.count else []
     for path, pool in zip(options.files, pools, strict=True):
         if not pool:
             raise DwzError(f"{path}: no sentence of {options.min_chars}-{options.max_chars} readable characters")
-    return _interleave(pools, options.count)
+    return _interleave(pools, options.count) + digit_strings(options.digit_strings, options.seed, excluded)
 
 
 def write_sentences(options: SentencesOptions) -> int:
