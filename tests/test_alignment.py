@@ -9,6 +9,7 @@ import torch
 from distil_whisper_zh.alignment import AlignHeadsOptions, choose_heads, head_errors, teacher_timings
 from distil_whisper_zh.audio import load_audio
 from distil_whisper_zh.cli import main
+from distil_whisper_zh.decoding import DecodingOptions, WhisperDecoder
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.models import load_whisper
 from distil_whisper_zh.student import CreateStudentOptions, create_student
@@ -90,6 +91,20 @@ def test_word_timestamps_on_transformers(tiny_model_dir, real_clips, capsys):
     assert timed and all(0 <= w["start"] <= w["end"] <= row["audio_seconds"] for w in timed)
     assert all(a["start"] <= b["start"] for a, b in itertools.pairwise(timed))
     assert all(w["text"] in segment["text"] for segment in row["segments"] for w in segment["words"])
+
+
+def test_word_timestamps_are_those_of_the_pass_kept(tiny_model_dir, real_clips, monkeypatch):
+    """A clip that loops at every temperature keeps one of its passes, not always its last: its words are that
+    pass' tokens with that pass' times (here the greedy pass, as a decode without fallback gives it)."""
+    from distil_whisper_zh import decoding
+
+    loaded, audio = load_whisper(str(tiny_model_dir)), load_audio(real_clips[0]["path"])
+    (greedy,) = WhisperDecoder(loaded, DecodingOptions(fallback=False), word_timestamps=True).decode([audio])
+    monkeypatch.setattr(decoding, "is_loop", lambda text: True)  # every pass of the random model counts as a loop
+    monkeypatch.setattr(decoding, "kept_try", lambda tries, text_of, score: tries[0])  # ... and the first is kept
+    (kept,) = WhisperDecoder(loaded, DecodingOptions(), word_timestamps=True).decode([audio])
+    assert kept.retries == 5 and kept.raw_text == greedy.raw_text
+    assert kept.segments == greedy.segments and any(segment.words for segment in kept.segments)
 
 
 def test_word_timestamps_need_alignment_heads(tiny_model_dir, real_clips, tmp_path, capsys):

@@ -78,7 +78,15 @@ STUDENT_PHRASE_REPEATS = [
     "三星电子机化在今年下版年下版年",
 ]
 STUDENT_DIGIT_STUTTERS = ["购房者主要集中在25252535三十五到35岁之间", "伊伊-33333、4二九三七三五"]
-REAL_NUMBERS = ["涨到10000元", "2008年到2012年", "股票代码600600", "电话13300780705", "第1名第2名第3名", "一一零"]
+REAL_NUMBERS = [
+    "涨到10000元",
+    "1000000人",
+    "1,000,000",
+    "2008年到2012年",
+    "股票代码600600",
+    "电话13300780705",
+    "第1名第2名第3名",
+]
 
 
 def test_phrases_said_twice_and_digit_stutters_are_loops_too():
@@ -86,22 +94,20 @@ def test_phrases_said_twice_and_digit_stutters_are_loops_too():
         assert has_phrase_repeat(text) and is_loop(text) and not has_short_loop(text), text
     for text in STUDENT_DIGIT_STUTTERS:
         assert has_digit_stutter(text) and is_loop(text) and not has_short_loop(text), text
-    assert has_phrase_repeat("更大的、微射,更大的微射")  # punctuation between the two does not hide it
+    assert not has_phrase_repeat("是这样的。这样的话")  # a phrase ends at punctuation
     assert has_phrase_repeat("谢谢你谢谢你")  # real speech does it too: kept when every pass says it (below)
     for text in REAL_NUMBERS + NOT_LOOPS:
         assert not is_loop(text), text
 
 
-def _fake_generate(texts, scores, calls):
-    """A `generate` that writes `texts[row, temperature]` (characters as token ids), scored from `scores`."""
+def _fake_generate(texts, calls):
+    """A `generate` that writes `texts[row, temperature]` (characters as token ids, the temperature kept as the
+    pass' `logprob`), and the text of a pass' tokens."""
     vocabulary = sorted(set("".join(texts.values())))
 
     def generate(rows, temperature):
         calls.append((rows, temperature))
-        return [
-            Attempt([vocabulary.index(c) for c in texts[row, temperature]], scores.get((row, temperature)))
-            for row in rows
-        ]
+        return [Attempt([vocabulary.index(c) for c in texts[row, temperature]], temperature) for row in rows]
 
     return generate, lambda ids: "".join(vocabulary[i] for i in ids)
 
@@ -113,56 +119,72 @@ def test_fallback_redecodes_short_loops_and_counts_the_retries():
         (1, 0.2): "想听歌曲文文文文文文文的幸福",
         (1, 0.4): "想听歌曲稳稳的幸福",
     }
-    calls = []
-    generate, text_of = _fake_generate(texts, {}, calls)
-    tokens, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions())
+    calls, scored = [], []
+    generate, text_of = _fake_generate(texts, calls)
+    kept, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions(), lambda *row_pass: scored.append(1))
     assert calls == [([0, 1], 0.0), ([1], 0.2), ([1], 0.4)]
-    assert retries == [0, 2]
-    assert [text_of(ids) for ids in tokens] == ["想听歌曲稳稳的幸福"] * 2
-    _, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions(fallback=False))
-    assert retries == [0, 0]
+    assert retries == [0, 2] and not scored  # a row that ends in a pass that is no loop is never scored
+    assert [text_of(attempt.tokens) for attempt in kept] == ["想听歌曲稳稳的幸福"] * 2
+    kept, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions(fallback=False), lambda *_: 0.0)
+    assert retries == [0, 0] and text_of(kept[1].tokens) == "想听歌曲文文文文文的幸福"
 
 
 def test_a_clip_that_loops_at_every_temperature_keeps_its_most_likely_pass():
     temperatures = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    texts = {(0, t): "谢谢你谢谢你" for t in temperatures} | {
-        (1, t): "会会会会会" + "徽" * i for i, t in enumerate(temperatures)
-    }
+    texts = {(0, t): "谢谢你谢谢你" for t in temperatures}
+    texts |= {(1, t): "会会会会会" + "徽" * i for i, t in enumerate(temperatures)}
+    texts |= {(2, t): "补" * 60 if t == 0.2 else "一一一一一" + "二" * i for i, t in enumerate(temperatures)}
     scores = {(0, t): -0.1 - t for t in temperatures} | {(1, t): -1.0 for t in temperatures} | {(1, 0.6): -0.5}
-    generate, text_of = _fake_generate(texts, scores, [])
-    tokens, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions())
-    assert retries == [5, 5]
-    assert [text_of(ids) for ids in tokens] == ["谢谢你谢谢你", "会会会会会徽徽徽"]  # greedy; the pass at 0.6
-    unscored, _ = _fake_generate(texts, {}, [])
-    with pytest.raises(ValueError, match="must be scored"):
-        decode_with_fallback(unscored, 2, text_of, DecodingOptions())
+    scores |= {(2, t): -1.0 for t in temperatures} | {(2, 0.2): -0.01, (2, 0.8): -0.9}
+    asked = []
+
+    def score(row, attempt):
+        asked.append(row)
+        return scores[row, attempt.logprob]  # the fake keeps each pass' temperature as its logprob
+
+    generate, text_of = _fake_generate(texts, [])
+    kept, retries = decode_with_fallback(generate, 3, text_of, DecodingOptions(), score)
+    assert retries == [5, 5, 5]
+    # greedy; the pass at 0.6; at 0.8, not the runaway loop at 0.2 that is more likely token by token
+    assert [text_of(a.tokens) for a in kept] == ["谢谢你谢谢你", "会会会会会徽徽徽", "一一一一一二二二二"]
+    assert sorted(set(asked)) == [0, 1, 2]
 
 
-def test_a_looping_pass_is_scored_by_its_tokens_log_probabilities(tiny_decoder, real_clips):
-    """`_logprob` (one teacher-forced pass) gives the mean log-probability generation itself gave the tokens."""
+@pytest.mark.parametrize("timestamps", [False, True])
+def test_a_looping_pass_is_scored_by_its_tokens_log_probabilities(tiny_model_dir, real_clips, timestamps):
+    """`_logprob` (one teacher-forced pass) gives the mean log-probability generation gave the tokens, the tokens
+    generation suppresses taking none; end-of-text is scored, not counted."""
     from distil_whisper_zh.audio import load_audio
 
-    prepared = tiny_decoder.prepare([load_audio(real_clips[0]["path"])])
-    inputs = tiny_decoder._model_inputs(prepared)
-    model = tiny_decoder.loaded.model
+    decoder = WhisperDecoder(load_whisper(str(tiny_model_dir)), DecodingOptions(), timestamps=timestamps)
+    config = decoder.loaded.model.generation_config
+    config.suppress_tokens = list(range(1000, 3000))
+    inputs = decoder._model_inputs(decoder.prepare([load_audio(real_clips[0]["path"])]))
     with torch.inference_mode():
-        output = model.generate(
+        output = decoder.loaded.model.generate(
             encoder_outputs=BaseModelOutput(last_hidden_state=inputs["encoder_states"]),
             language="zh",
             max_new_tokens=12,
+            return_timestamps=timestamps,
             output_logits=True,
             return_dict_in_generate=True,
             force_unique_generate_call=True,
         )
-        ids = output.sequences[0].tolist()
-        steps = [torch.log_softmax(logits[0].float(), -1) for logits in output.logits]  # one per generated token
-        prompt, generated = len(ids) - len(steps), ids[-len(steps) :]
-        expected = sum(float(step[token]) for step, token in zip(steps, generated, strict=True)) / len(generated)
-        assert tiny_decoder._logprob(inputs, 0, ids) == pytest.approx(expected, abs=1e-4)
-        eos = tiny_decoder.loaded.processor.tokenizer.eos_token_id
-        ended = [*ids[: prompt + 3], eos]  # end-of-text is scored, not counted
-        step_sum = sum(float(steps[i][ended[prompt + i]]) for i in range(4))
-        assert tiny_decoder._logprob(inputs, 0, ended) == pytest.approx(step_sum / 3, abs=1e-4)
+    ids = output.sequences[0].tolist()
+    steps = [logits[0].float().clone() for logits in output.logits]  # one per generated token, before any rule
+    for step in steps:
+        step[config.suppress_tokens] = -torch.inf
+    steps[0][config.begin_suppress_tokens] = -torch.inf
+    steps = [torch.log_softmax(step, -1) for step in steps]
+    prompt, generated = len(ids) - len(steps), ids[-len(steps) :]
+    assert prompt == 4 - timestamps and decoder.loaded.processor.tokenizer.eos_token_id not in generated
+    expected = sum(float(step[token]) for step, token in zip(steps, generated, strict=True)) / len(generated)
+    assert decoder._logprob(inputs, 0, ids) == pytest.approx(expected, abs=1e-4)
+    eos = decoder.loaded.processor.tokenizer.eos_token_id
+    ended = [*ids[: prompt + 3], eos]
+    assert decoder._logprob(inputs, 0, ended) == pytest.approx(
+        sum(float(steps[i][ended[prompt + i]]) for i in range(4)) / 3, abs=1e-4
+    )
 
 
 def test_batches_are_longest_first(tmp_path):

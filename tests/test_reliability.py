@@ -586,14 +586,18 @@ def test_killed_recipe_run_resumes_its_distillation(tiny_model_dir, tokenizer, s
     assert _rows(killed / "labels/labels.jsonl") == _rows(tmp_path / "straight/labels/labels.jsonl")
 
 
-def test_evaluate_rows_of_another_fallback_rule_are_decoded_again(tiny_model_dir, six_clips, monkeypatch):
+def test_evaluate_rows_of_another_fallback_rule_are_decoded_again(tiny_model_dir, six_clips, tmp_path, monkeypatch):
+    """Rows left by an interrupted evaluate are reused only under the same fallback rule."""
     from distil_whisper_zh import evaluate
     from distil_whisper_zh.backends import make_decoder
     from distil_whisper_zh.data import load_dataset_spec
     from distil_whisper_zh.decoding import DecodingOptions
 
     decoder, dataset = make_decoder(str(tiny_model_dir), DecodingOptions()), load_dataset_spec(str(six_clips))
-    before = evaluate.run_key(decoder, dataset)
-    assert evaluate.run_key(decoder, dataset) == before
+    partial = tmp_path / "rows.partial.jsonl"
+    first = evaluate.decode_rows(decoder, dataset, 6, partial, None)
+    assert evaluate.decode_rows(decoder, dataset, 6, partial, None) == first  # the same rule: reused as they are
     monkeypatch.setattr(evaluate, "FALLBACK_RULE", evaluate.FALLBACK_RULE + 1)
-    assert evaluate.run_key(decoder, dataset) != before  # a partial row of the old rule is not reused
+    again = evaluate.decode_rows(decoder, dataset, 6, partial, None)
+    assert len(again) == 6 and {row["run"] for row in again} != {row["run"] for row in first}
+    assert [row["run"] for row in _rows(partial)] == [again[0]["run"]] * 6  # the old rule's rows were dropped

@@ -130,6 +130,14 @@ def test_digit_strings_are_numbers_read_digit_by_digit_drawn_from_the_seed(tmp_p
     out = tmp_path / "digits.tsv"
     assert main(["sentences", "--out", str(out), "--count", "0", "--digit-strings", "7"]) == 0  # no text file needed
     assert [line.split("\t")[1] for line in out.read_text(encoding="utf-8").splitlines()] == digit_strings(7, "dwz")
+    source = _write(tmp_path / "corpus.txt", ["今天天气很好，我们去公园散步吧。"])
+    assert main(["sentences", source, "--out", str(out), "--count", "1", "--digit-strings", "2"]) == 0
+    lines = [line.split("\t")[1] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert lines == ["今天天气很好，我们去公园散步吧", *digit_strings(2, "dwz")]  # the sentences, then the numbers
+    assert main(["sentences", source, "--out", str(out), "--count", "0", "--digit-strings", "2"]) == 0
+    assert out.read_text(encoding="utf-8").count("\n") == 2
+    with pytest.raises(DwzError, match="--digit-strings 10001: at most 10000"):
+        digit_strings(10_001, "dwz")
     assert main(["sentences", "--out", str(out), "--count", "0"]) == 2
     assert "nothing to write" in capsys.readouterr().err
     assert main(["sentences", "--out", str(out)]) == 2

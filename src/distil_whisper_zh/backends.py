@@ -259,23 +259,26 @@ class CTranslate2Decoder:
             return [self._transcribe_one(audio) for audio in prepared.audios]
         cap = token_cap(max(len(a) for a in prepared.audios) / SAMPLE_RATE)
         self._ctranslate2.set_random_seed(self.options.seed)  # sampled fallback passes repeat, batch by batch
-        tokens, retries = decode_with_fallback(
+        kept, retries = decode_with_fallback(
             lambda rows, temperature: self._generate(prepared.features[rows], temperature, cap),
             len(prepared.audios),
             self._raw_text,
             self.options,
+            lambda row, attempt: attempt.logprob,
         )
         seconds = [len(a) / SAMPLE_RATE for a in prepared.audios]
         return [
-            self._transcript(ids, cap, tries, length)
-            for ids, tries, length in zip(tokens, retries, seconds, strict=True)
+            self._transcript(attempt.tokens, cap, tries, length)
+            for attempt, tries, length in zip(kept, retries, seconds, strict=True)
         ]
 
     def _through_faster_whisper(self, prepared: Prepared) -> bool:
         return prepared.long_form or self.vad or self.word_timestamps
 
     def _generate(self, features: np.ndarray, temperature: float, cap: int) -> list[Attempt]:
-        """Each clip's tokens at `temperature` (0: greedy or beam search), with CTranslate2's score (`Attempt`)."""
+        """Each clip's tokens at `temperature` (0: greedy or beam search), with CTranslate2's score: the mean
+        log-probability of the tokens it generated, at temperature 1 whatever the sampling temperature (a pass that
+        runs past the cap is scored on more tokens than `capped` keeps)."""
         sampled = temperature > 0
         results = self.model.model.generate(
             self._ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
@@ -287,7 +290,7 @@ class CTranslate2Decoder:
             suppress_tokens=[-1],  # the model's own list (config.json suppress_ids), as faster-whisper passes
             sampling_topk=0 if sampled else 1,  # 0: sample from the whole distribution
             sampling_temperature=temperature if sampled else 1.0,
-            return_scores=True,  # the mean log-probability at temperature 1 whatever the sampling temperature
+            return_scores=True,
         )
         return [Attempt(result.sequences_ids[0], result.scores[0]) for result in results]
 

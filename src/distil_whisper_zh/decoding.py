@@ -62,13 +62,14 @@ FALLBACK_RULE = 2
 # 4: speech says "对对对对".
 SHORT_LOOP_REPEATS = {1: 5, 2: 3, 3: 3, 4: 3}
 _SHORT_LOOPS = [re.compile(rf"(.{{{size}}})\1{{{times - 1}}}") for size, times in SHORT_LOOP_REPEATS.items()]
-# A phrase of 3 or more characters said twice in a row ("更大的微射更大的微射", "国家和国家和"): the stutter of a weak
-# decoder, and most of a distilled student's inserted characters on S0150 (results/number-rows). Real text does it
-# too ("谢谢你谢谢你"): 0.16% of the People's Daily 1998 sentences, 4 of the 2,798 synthetic corpus' texts, 0 of
-# S0150's 457; such a clip is re-decoded, and keeps its greedy text when every pass says it twice (`kept_try`).
+# A phrase of 3 or more characters said twice in a row, inside one stretch between punctuation ("更大的微射更大的微射",
+# "国家和国家和"): the stutter of a weak decoder, and most of a distilled student's inserted characters on S0150
+# (results/number-rows). Real text does it too ("谢谢你谢谢你"): 14 of the 47,592 People's Daily 1998 sentences, 1 of
+# the synthetic corpus' 2,798 texts, none of S0150's 457; such a clip is re-decoded, and keeps its greedy text when
+# every pass says it twice (`kept_try`).
 PHRASE_REPEAT = re.compile(r"(?=(.{3,}?)\1)")
-# Digit stutters in a run of Arabic numerals: 2-4 digits 3 times ("25252535") or a digit other than 0 5 times; none of
-# the texts above has one outside internet slang ("55555").
+# Digit stutters in a run of Arabic numerals: 2-4 digits 3 times ("25252535") or a digit other than 0 5 times, zeros
+# apart ("1000000"); none of the texts above has one outside internet slang ("55555").
 DIGIT_STUTTER = re.compile(r"(\d{2,4})\1\1|([1-9])\2{4}")
 
 
@@ -166,14 +167,18 @@ def has_short_loop(text: str) -> bool:
 
 
 def has_phrase_repeat(text: str) -> bool:
-    """Whether 3 or more characters come twice in a row, punctuation ignored ("措施措施" is a word said twice, not a
-    phrase); a number written twice ("600600", a stock code) is not one."""
-    return any(not unit.isdigit() for unit in PHRASE_REPEAT.findall(_letters(text)))
+    """Whether 3 or more characters come twice in a row between two punctuation marks ("措施措施" is a word said
+    twice, not a phrase; "是这样的。这样的话" is two sentences); a number written twice ("600600", a stock code) is
+    not one."""
+    return any(
+        not unit.isdigit() for stretch in re.split(r"\W+", text) for unit in PHRASE_REPEAT.findall(stretch.strip("_"))
+    )
 
 
 def has_digit_stutter(text: str) -> bool:
-    """Whether a run of Arabic numerals stutters (`DIGIT_STUTTER`): "25252535", "133333"; not "10000" or "2008"."""
-    return DIGIT_STUTTER.search(_letters(text)) is not None
+    """Whether a run of Arabic numerals stutters (`DIGIT_STUTTER`): "25252535", "133333"; not "10000",
+    "1,000,000" or "2008"."""
+    return any(set(match.group()) != {"0"} for match in DIGIT_STUTTER.finditer(_letters(text)))
 
 
 def has_repeat(text: str) -> bool:
@@ -234,12 +239,11 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One decoding pass of one clip: its token ids, and their mean log-probability under the model (the sum over
-    the tokens generated, end-of-text included, over the number before it: CTranslate2's score); None where the
-    runtime did not score it (a pass that is no loop is kept whatever its score)."""
+    """One decoding pass of one clip."""
 
     tokens: list[int]
-    logprob: float | None = None
+    logprob: float | None = None  # the runtime's own score of the pass, where it gives one (CTranslate2)
+    times: list[float] | None = None  # each token's time (word timestamps)
 
 
 def decode_with_fallback(
@@ -247,12 +251,15 @@ def decode_with_fallback(
     count: int,
     text_of: Callable[[list[int]], str],
     options: DecodingOptions,
-) -> tuple[list[list[int]], list[int]]:
+    score: Callable[[int, Attempt], float],
+) -> tuple[list[Attempt], list[int]]:
     """Whisper's temperature fallback, the same for every runtime: decode all rows at temperature 0, then
     re-decode at the next temperature only the rows whose text is a loop (`is_loop`). A row keeps its first pass
     that is no loop; a row that loops at every temperature keeps its most likely pass (`kept_try`).
-    `generate(rows, temperature)` returns an `Attempt` for each of those rows, scored where its text is a loop.
-    Returns the tokens of every row and how many retries each took."""
+    `generate(rows, temperature)` returns a pass of each of those rows; `score(row, attempt)` is the pass' mean
+    log-probability under the model: the sum over its tokens, end-of-text included, over the number before it
+    (CTranslate2's score), asked only of the passes of a row that looped at every temperature.
+    Returns the pass kept for every row and how many retries each took."""
     temperatures = FALLBACK_TEMPERATURES if options.fallback else (0.0,)
     tries: list[list[Attempt]] = [[] for _ in range(count)]
     rows = list(range(count))
@@ -262,17 +269,22 @@ def decode_with_fallback(
         rows = [row for row in rows if is_loop(text_of(tries[row][-1].tokens))]
         if not rows:
             break
-    looped = set(rows)
-    kept = [kept_try(row_tries) if row in looped else row_tries[-1] for row, row_tries in enumerate(tries)]
-    return [attempt.tokens for attempt in kept], [len(row_tries) - 1 for row_tries in tries]
+    kept = [row_tries[-1] for row_tries in tries]
+    for row in rows:
+        kept[row] = kept_try(tries[row], text_of, lambda attempt, row=row: score(row, attempt))
+    return kept, [len(row_tries) - 1 for row_tries in tries]
 
 
-def kept_try(tries: Sequence[Attempt]) -> Attempt:
-    """Of passes that all loop, the one with the highest mean log-probability (faster-whisper's rule), most often
-    the greedy pass: a later pass is a sample, and a loop sampled at 1.0 is also noise. The first wins a tie."""
-    if len(tries) > 1 and any(attempt.logprob is None for attempt in tries):
-        raise ValueError("every pass of a clip that loops at every temperature must be scored")
-    return max(tries, key=lambda attempt: attempt.logprob or 0.0)
+def kept_try(
+    tries: Sequence[Attempt], text_of: Callable[[list[int]], str], score: Callable[[Attempt], float]
+) -> Attempt:
+    """Of passes that all loop, faster-whisper's choice: the most likely (`score`) of those under the compression
+    ratio threshold (a stutter, not a runaway loop that repeats one token to the cap, whose every token is likely),
+    else of all. Most often the greedy pass: a later pass is a sample, and a loop sampled at 1.0 is also noise."""
+    if len(tries) == 1:
+        return tries[0]
+    short = [a for a in tries if text_compression_ratio(text_of(a.tokens)) <= TEXT_COMPRESSION_RATIO_THRESHOLD]
+    return max(short or tries, key=score)
 
 
 class WhisperDecoder:
@@ -367,21 +379,21 @@ class WhisperDecoder:
             return self._decode_long_form(prepared.features)
         cap = token_cap(max(len(a) for a in prepared.audios) / SAMPLE_RATE)
         inputs = self._model_inputs(prepared)
-        times: dict[int, list[float]] = {}  # each row's token times (word timestamps), from its last pass
-        tokens, retries = decode_with_fallback(
-            lambda rows, temperature: self._generate(inputs, rows, temperature, cap, times),
+        kept, retries = decode_with_fallback(
+            lambda rows, temperature: self._generate(inputs, rows, temperature, cap),
             len(prepared.audios),
             self._raw_text,
             self.options,
+            lambda row, attempt: self._logprob(inputs, row, attempt.tokens),
         )
         eos = self.loaded.processor.tokenizer.eos_token_id
         seconds = self._seconds(prepared)
         return [
             replace(
-                self._transcript(ids, cap, self._window_segments(capped(ids, cap, eos), seconds[row], times.get(row))),
+                self._transcript(a.tokens, cap, self._window_segments(capped(a.tokens, cap, eos), length, a.times)),
                 retries=tries,
             )
-            for row, (ids, tries) in enumerate(zip(tokens, retries, strict=True))
+            for a, tries, length in zip(kept, retries, seconds, strict=True)
         ]
 
     def _model_inputs(self, prepared: Prepared) -> dict[str, torch.Tensor]:
@@ -397,16 +409,13 @@ class WhisperDecoder:
         return inputs
 
     def _generate(
-        self, inputs: dict[str, torch.Tensor], rows: list[int], temperature: float, cap: int, times: dict
+        self, inputs: dict[str, torch.Tensor], rows: list[int], temperature: float, cap: int
     ) -> list[Attempt]:
-        """Token ids of `rows` (timestamp tokens included when `timestamps`), at `temperature` (0: greedy), scored
-        where they loop; with `word_timestamps`, each row's token times go to `times[row]`."""
-        chosen = {name: value[rows] for name, value in inputs.items()}
-        if "encoder_states" in chosen:
-            chosen["encoder_outputs"] = BaseModelOutput(last_hidden_state=chosen.pop("encoder_states"))
+        """A pass of each of `rows` at `temperature` (0: greedy): token ids (timestamp tokens included when
+        `timestamps`), and with `word_timestamps` each token's time."""
         extra = {"assistant_model": self.assistant.model} if self.assistant is not None else {}
         output = self.loaded.model.generate(
-            **chosen,
+            **_generate_inputs(inputs, rows),
             language=self.language,
             task=self.options.task,
             num_beams=1 if temperature > 0 else self.options.num_beams,
@@ -419,30 +428,24 @@ class WhisperDecoder:
             force_unique_generate_call=True,
             **extra,
         )
-        if self.word_timestamps:
-            for row, row_times in zip(rows, output["token_timestamps"], strict=True):
-                times[row] = row_times.tolist()
-            output = output["sequences"]
-        sequences = [row.tolist() for row in output]
-        return [
-            Attempt(ids, self._logprob(inputs, row, ids) if is_loop(self._raw_text(ids)) else None)
-            for row, ids in zip(rows, sequences, strict=True)
-        ]
+        if not self.word_timestamps:
+            return [Attempt(row.tolist()) for row in output]
+        pairs = zip(output["sequences"], output["token_timestamps"], strict=True)
+        return [Attempt(ids.tolist(), times=times.tolist()) for ids, times in pairs]
 
     @torch.inference_mode()
     def _logprob(self, inputs: dict[str, torch.Tensor], row: int, ids: list[int]) -> float:
-        """`Attempt.logprob` of one row's pass, from one teacher-forced decoder pass over its tokens (only a loop's
-        pass is scored, so the generation itself keeps no logits)."""
+        """The mean log-probability of one row's pass (`decode_with_fallback`'s `score`), from one teacher-forced
+        decoder pass over its tokens, with the tokens generation suppresses taking no probability (Whisper's
+        timestamp rules are not applied: with timestamps the score is of the model's unconstrained choice)."""
         eos = self.loaded.processor.tokenizer.eos_token_id
         prompt = PROMPT_TOKENS - self.timestamps  # <|notimestamps|> only when not decoding timestamps
         generated = ids[prompt:]
         scored = generated[: generated.index(eos) + 1] if eos in generated else generated
-        given = {name: value[row : row + 1] for name, value in inputs.items() if name != "attention_mask"}
-        if "encoder_states" in given:
-            given["encoder_outputs"] = BaseModelOutput(last_hidden_state=given.pop("encoder_states"))
         decoder_ids = torch.tensor([ids[: prompt + len(scored) - 1]], device=self.loaded.device)
+        given = _generate_inputs({k: v for k, v in inputs.items() if k != "attention_mask"}, [row])
         logits = self.loaded.model(**given, decoder_input_ids=decoder_ids).logits[0, prompt - 1 :].float()
-        config = self.loaded.model.generation_config  # the tokens generation never chooses take no probability
+        config = self.loaded.model.generation_config
         logits[:, list(config.suppress_tokens or [])] = -math.inf
         logits[0, list(config.begin_suppress_tokens or [])] = -math.inf
         chosen = torch.tensor(scored, device=logits.device)[:, None]
@@ -546,6 +549,14 @@ class WhisperDecoder:
 
     def _shown(self, raw: str) -> str:
         return raw if self.options.keep_script else to_simplified(raw)
+
+
+def _generate_inputs(inputs: dict[str, torch.Tensor], rows: list[int]) -> dict:
+    """The model inputs of `rows` (`WhisperDecoder._model_inputs`), encoder states as transformers takes them."""
+    chosen = {name: value[rows] for name, value in inputs.items()}
+    if "encoder_states" in chosen:
+        chosen["encoder_outputs"] = BaseModelOutput(last_hidden_state=chosen.pop("encoder_states"))
+    return chosen
 
 
 def timestamp_spans(ids: Sequence[int], begin: int) -> Iterator[tuple[int, int | None]]:

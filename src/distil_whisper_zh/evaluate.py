@@ -110,7 +110,7 @@ class EvalResult:
     speedup: float  # baseline wall / this wall, same data, same run
     traditional_share: float  # hypotheses containing Traditional-only characters before normalisation
     punctuation_f1: float | None  # marks placed as in the reference (after alignment); None if refs have none
-    looped: int  # hypotheses whose compression ratio says they are mostly repetition
+    looped: int  # hypotheses the fallback's loop test flags (Transcript.looped): kept when every pass looped
     hit_token_cap: int  # hypotheses cut by the token cap (no end-of-text)
     hypotheses_file: str
     data_spec: str = ""  # the --data spec the dataset came from (`dataset` is its short name)

@@ -16,7 +16,7 @@ than one reading, and their sentences are still left out.
 No text says a phone number the way it is dictated, digit by digit, and a distilled student loses its place in
 such digit strings (it stutters: "一三一三一一一五"). `--digit-strings N` adds N of them, drawn from the seed: mobile
 numbers (11 digits), landlines with their area code, postcodes and service numbers, spelled as AISHELL writes them
-(一三九..., 零一零...), half bare, half after a phrase that announces them ("我的手机号是").
+(一三九..., 零一零...), about half bare, half after a phrase that announces them ("我的手机号是").
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ DIGIT_STRINGS = (
     ("postcode", ["123456789", *"#" * 5], ("邮编是", "邮政编码")),
     ("service", ["19", "0235", *"#" * 3], ("客服热线", "请拨打")),  # 10086, 12315, 95588
 )
+PHRASED = 0.5  # the share of digit strings said after a phrase; the others are bare, as AISHELL reads them
+MAX_DIGIT_STRINGS = 10_000  # well inside the 2 x 8,000 service numbers, so the draw never runs dry
 
 
 @dataclass
@@ -183,14 +185,16 @@ def _interleave(pools: list[list[str]], count: int) -> list[str]:
 
 
 def digit_strings(count: int, seed: str, excluded: set[str] = frozenset()) -> list[str]:
-    """`count` numbers read digit by digit (`DIGIT_STRINGS`' kinds in turn), every other one after its phrase;
-    none in `excluded`, none twice."""
+    """`count` numbers read digit by digit (`DIGIT_STRINGS`' kinds in turn), each after one of its phrases with
+    probability `PHRASED`; none in `excluded`, none twice."""
+    if count > MAX_DIGIT_STRINGS:
+        raise DwzError(f"--digit-strings {count}: at most {MAX_DIGIT_STRINGS}")
     draw = random.Random(f"{seed}:digit-strings")
     drawn: dict[str, None] = {}
     while len(drawn) < count:
         _, places, phrases = DIGIT_STRINGS[len(drawn) % len(DIGIT_STRINGS)]
         number = "".join(DIGITS[int(draw.choice("0123456789" if place == "#" else place))] for place in places)
-        text = draw.choice(phrases) + number if draw.random() < 0.5 else number
+        text = draw.choice(phrases) + number if draw.random() < PHRASED else number
         if normalize_for_cer(text) not in excluded:
             drawn.setdefault(text)
     return list(drawn)
@@ -198,8 +202,9 @@ def digit_strings(count: int, seed: str, excluded: set[str] = frozenset()) -> li
 
 def draw_sentences(options: SentencesOptions) -> list[str]:
     excluded = _excluded_texts(options.exclude)
-    pools = [_file_sentences(Path(path), options, excluded) for path in options.files] if options.count else []
-    for path, pool in zip(options.files, pools, strict=True):
+    files = options.files if options.count else []
+    pools = [_file_sentences(Path(path), options, excluded) for path in files]
+    for path, pool in zip(files, pools, strict=True):
         if not pool:
             raise DwzError(f"{path}: no sentence of {options.min_chars}-{options.max_chars} readable characters")
     return _interleave(pools, options.count) + digit_strings(options.digit_strings, options.seed, excluded)
