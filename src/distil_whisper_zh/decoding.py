@@ -65,11 +65,11 @@ _SHORT_LOOPS = [re.compile(rf"(.{{{size}}})\1{{{times - 1}}}") for size, times i
 # A phrase of 3 or more characters said twice in a row, inside one stretch between punctuation ("更大的微射更大的微射",
 # "国家和国家和"): the stutter of a weak decoder, and most of a distilled student's inserted characters on S0150
 # (results/number-rows). Real text does it too ("谢谢你谢谢你"): 14 of the 47,592 People's Daily 1998 sentences, 1 of
-# the synthetic corpus' 2,798 texts, none of S0150's 457; such a clip is re-decoded, and keeps its greedy text when
-# every pass says it twice (`kept_try`).
+# the 2,798 texts of the one-voice corpus, none of S0150's 457; such a clip is re-decoded, and keeps its greedy text
+# when every pass says it twice (`kept_try`).
 PHRASE_REPEAT = re.compile(r"(?=(.{3,}?)\1)")
 # Digit stutters in a run of Arabic numerals: 2-4 digits 3 times ("25252535") or a digit other than 0 5 times, zeros
-# apart ("1000000"); none of the texts above has one outside internet slang ("55555").
+# apart ("1000000"); none of the texts above has one outside internet slang ("55555", "88888888").
 DIGIT_STUTTER = re.compile(r"(\d{2,4})\1\1|([1-9])\2{4}")
 
 
@@ -170,15 +170,18 @@ def has_phrase_repeat(text: str) -> bool:
     """Whether 3 or more characters come twice in a row between two punctuation marks ("措施措施" is a word said
     twice, not a phrase; "是这样的。这样的话" is two sentences); a number written twice ("600600", a stock code) is
     not one."""
-    return any(
-        not unit.isdigit() for stretch in re.split(r"\W+", text) for unit in PHRASE_REPEAT.findall(stretch.strip("_"))
-    )
+    return any(not unit.isdigit() for stretch in _stretches(text) for unit in PHRASE_REPEAT.findall(stretch))
 
 
 def has_digit_stutter(text: str) -> bool:
-    """Whether a run of Arabic numerals stutters (`DIGIT_STUTTER`): "25252535", "133333"; not "10000",
-    "1,000,000" or "2008"."""
-    return any(set(match.group()) != {"0"} for match in DIGIT_STUTTER.finditer(_letters(text)))
+    """Whether a run of Arabic numerals between two punctuation marks stutters (`DIGIT_STUTTER`): "25252535",
+    "133333"; not "10000", "1000000", "2008" or a score "11:1、11:4"."""
+    return any(set(match.group()) != {"0"} for stretch in _stretches(text) for match in DIGIT_STUTTER.finditer(stretch))
+
+
+def _stretches(text: str) -> list[str]:
+    """The text between punctuation marks and spaces."""
+    return [stretch for stretch in re.split(r"[\W_]+", text) if stretch]
 
 
 def has_repeat(text: str) -> bool:
