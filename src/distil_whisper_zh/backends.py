@@ -264,7 +264,6 @@ class CTranslate2Decoder:
             len(prepared.audios),
             self._raw_text,
             self.options,
-            lambda row, attempt: attempt.logprob,
         )
         seconds = [len(a) / SAMPLE_RATE for a in prepared.audios]
         return [
@@ -276,9 +275,7 @@ class CTranslate2Decoder:
         return prepared.long_form or self.vad or self.word_timestamps
 
     def _generate(self, features: np.ndarray, temperature: float, cap: int) -> list[Attempt]:
-        """Each clip's tokens at `temperature` (0: greedy or beam search), with CTranslate2's score: the mean
-        log-probability of the tokens it generated, at temperature 1 whatever the sampling temperature (a pass that
-        runs past the cap is scored on more tokens than `capped` keeps)."""
+        """Each clip's tokens at `temperature` (0: greedy or beam search)."""
         sampled = temperature > 0
         results = self.model.model.generate(
             self._ctranslate2.StorageView.from_array(np.ascontiguousarray(features)),
@@ -290,9 +287,8 @@ class CTranslate2Decoder:
             suppress_tokens=[-1],  # the model's own list (config.json suppress_ids), as faster-whisper passes
             sampling_topk=0 if sampled else 1,  # 0: sample from the whole distribution
             sampling_temperature=temperature if sampled else 1.0,
-            return_scores=True,
         )
-        return [Attempt(result.sequences_ids[0], result.scores[0]) for result in results]
+        return [Attempt(result.sequences_ids[0]) for result in results]
 
     def _raw_text(self, ids: list[int]) -> str:
         return self.model.hf_tokenizer.decode([t for t in ids if t < self.eos]).strip()
