@@ -101,7 +101,7 @@ def test_word_timestamps_are_those_of_the_pass_kept(tiny_model_dir, real_clips, 
     loaded, audio = load_whisper(str(tiny_model_dir)), load_audio(real_clips[0]["path"])
     (greedy,) = WhisperDecoder(loaded, DecodingOptions(fallback=False), word_timestamps=True).decode([audio])
     monkeypatch.setattr(decoding, "is_loop", lambda text: True)  # every pass of the random model counts as a loop
-    monkeypatch.setattr(decoding, "kept_try", lambda tries, text_of, score: tries[0])  # ... and the first is kept
+    monkeypatch.setattr(decoding, "kept_try", lambda tries, text_of: tries[0])  # ... and the first is kept
     (kept,) = WhisperDecoder(loaded, DecodingOptions(), word_timestamps=True).decode([audio])
     assert kept.retries == 5 and kept.raw_text == greedy.raw_text
     assert kept.segments == greedy.segments and any(segment.words for segment in kept.segments)

@@ -164,16 +164,3 @@ def test_timestamps_on_ctranslate2_are_decoded_in_batches_as_faster_whisper_deco
         assert [s.end for s in mine.segments] == pytest.approx([s.end for s in theirs.segments], abs=0.05)
         same_text += mine.text == theirs.text
     assert same_text >= 4
-
-
-def test_both_runtimes_score_a_pass_alike(tiny_model_dir, tiny_ct2_dir, real_clips):
-    """A clip that loops at every temperature keeps its most likely pass: CTranslate2's score and transformers'
-    teacher-forced `_logprob` must be the same measure of the same tokens."""
-    audio = load_audio(real_clips[0]["path"])
-    ct2 = make_decoder(str(tiny_ct2_dir), GREEDY)
-    (attempt,) = ct2._generate(ct2.prepare([audio]).features, 0.0, cap=12)
-    hf = make_decoder(str(tiny_model_dir), GREEDY)
-    inputs = hf._model_inputs(hf.prepare([audio]))
-    tokens = [*ct2.prompt, *attempt.tokens]  # a random model never ends its text: it stops at the length limit
-    assert len(set(attempt.tokens)) == 1 and len(attempt.tokens) > 3  # a loop
-    assert hf._logprob(inputs, 0, tokens) == pytest.approx(attempt.logprob, abs=1e-3)

@@ -1,7 +1,5 @@
 import numpy as np
 import pytest
-import torch
-from transformers.modeling_outputs import BaseModelOutput
 
 from distil_whisper_zh.audio import SAMPLE_RATE
 from distil_whisper_zh.data import Utterance
@@ -17,6 +15,7 @@ from distil_whisper_zh.decoding import (
     has_phrase_repeat,
     has_short_loop,
     is_loop,
+    repeated_characters,
     text_compression_ratio,
     timestamp_spans,
     token_cap,
@@ -101,13 +100,12 @@ def test_phrases_said_twice_and_digit_stutters_are_loops_too():
 
 
 def _fake_generate(texts, calls):
-    """A `generate` that writes `texts[row, temperature]` (characters as token ids, the temperature kept as the
-    pass' `logprob`), and the text of a pass' tokens."""
+    """A `generate` that writes `texts[row, temperature]` (characters as token ids), and the text of a pass' tokens."""
     vocabulary = sorted(set("".join(texts.values())))
 
     def generate(rows, temperature):
         calls.append((rows, temperature))
-        return [Attempt([vocabulary.index(c) for c in texts[row, temperature]], temperature) for row in rows]
+        return [Attempt([vocabulary.index(c) for c in texts[row, temperature]]) for row in rows]
 
     return generate, lambda ids: "".join(vocabulary[i] for i in ids)
 
@@ -119,72 +117,34 @@ def test_fallback_redecodes_short_loops_and_counts_the_retries():
         (1, 0.2): "想听歌曲文文文文文文文的幸福",
         (1, 0.4): "想听歌曲稳稳的幸福",
     }
-    calls, scored = [], []
+    calls = []
     generate, text_of = _fake_generate(texts, calls)
-    kept, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions(), lambda *row_pass: scored.append(1))
+    kept, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions())
     assert calls == [([0, 1], 0.0), ([1], 0.2), ([1], 0.4)]
-    assert retries == [0, 2] and not scored  # a row that ends in a pass that is no loop is never scored
+    assert retries == [0, 2]
     assert [text_of(attempt.tokens) for attempt in kept] == ["想听歌曲稳稳的幸福"] * 2
-    kept, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions(fallback=False), lambda *_: 0.0)
+    kept, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions(fallback=False))
     assert retries == [0, 0] and text_of(kept[1].tokens) == "想听歌曲文文文文文的幸福"
 
 
-def test_a_clip_that_loops_at_every_temperature_keeps_its_most_likely_pass():
+def test_repeated_characters_count_what_repetition_adds():
+    assert repeated_characters("刚刚刚刚刚过半") == 4
+    assert repeated_characters("更大的微射更大的微射作用") == 5
+    assert repeated_characters("一三九二五八零零零零零零零四五七") == 6
+    assert repeated_characters("想听歌曲稳稳的幸福") == 1  # a real reduplication counts too: passes are compared
+    assert repeated_characters("今天天气很好") == 1 and repeated_characters("设定三十一度") == 0
+
+
+def test_a_clip_that_loops_at_every_temperature_keeps_the_pass_that_repeats_least():
     temperatures = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    texts = {(0, t): "谢谢你谢谢你" for t in temperatures}
-    texts |= {(1, t): "会会会会会" + "徽" * i for i, t in enumerate(temperatures)}
-    texts |= {(2, t): "补" * 60 if t == 0.2 else "一一一一一" + "二" * i for i, t in enumerate(temperatures)}
-    scores = {(0, t): -0.1 - t for t in temperatures} | {(1, t): -1.0 for t in temperatures} | {(1, 0.6): -0.5}
-    scores |= {(2, t): -1.0 for t in temperatures} | {(2, 0.2): -0.01, (2, 0.8): -0.9}
-    asked = []
-
-    def score(row, attempt):
-        asked.append(row)
-        return scores[row, attempt.logprob]  # the fake keeps each pass' temperature as its logprob
-
+    texts = {(0, t): "谢谢你谢谢你" for t in temperatures}  # real speech, said at every temperature: greedy kept
+    texts |= {(1, t): "之前刚刚刚刚刚刚刚针对居民" + "还" * i for i, t in enumerate(temperatures)}
+    texts[1, 0.6] = "之前刚刚刚刚刚针对居民派发了"  # the fewest repeated characters
+    texts[1, 1.0] = "之前刚刚刚刚刚针对居民派发"  # as few, but later
     generate, text_of = _fake_generate(texts, [])
-    kept, retries = decode_with_fallback(generate, 3, text_of, DecodingOptions(), score)
-    assert retries == [5, 5, 5]
-    # greedy; the pass at 0.6; at 0.8, not the runaway loop at 0.2 that is more likely token by token
-    assert [text_of(a.tokens) for a in kept] == ["谢谢你谢谢你", "会会会会会徽徽徽", "一一一一一二二二二"]
-    assert sorted(set(asked)) == [0, 1, 2]
-
-
-@pytest.mark.parametrize("timestamps", [False, True])
-def test_a_looping_pass_is_scored_by_its_tokens_log_probabilities(tiny_model_dir, real_clips, timestamps):
-    """`_logprob` (one teacher-forced pass) gives the mean log-probability generation gave the tokens, the tokens
-    generation suppresses taking none; end-of-text is scored, not counted."""
-    from distil_whisper_zh.audio import load_audio
-
-    decoder = WhisperDecoder(load_whisper(str(tiny_model_dir)), DecodingOptions(), timestamps=timestamps)
-    config = decoder.loaded.model.generation_config
-    config.suppress_tokens = list(range(1000, 3000))
-    inputs = decoder._model_inputs(decoder.prepare([load_audio(real_clips[0]["path"])]))
-    with torch.inference_mode():
-        output = decoder.loaded.model.generate(
-            encoder_outputs=BaseModelOutput(last_hidden_state=inputs["encoder_states"]),
-            language="zh",
-            max_new_tokens=12,
-            return_timestamps=timestamps,
-            output_logits=True,
-            return_dict_in_generate=True,
-            force_unique_generate_call=True,
-        )
-    ids = output.sequences[0].tolist()
-    steps = [logits[0].float().clone() for logits in output.logits]  # one per generated token, before any rule
-    for step in steps:
-        step[config.suppress_tokens] = -torch.inf
-    steps[0][config.begin_suppress_tokens] = -torch.inf
-    steps = [torch.log_softmax(step, -1) for step in steps]
-    prompt, generated = len(ids) - len(steps), ids[-len(steps) :]
-    assert prompt == 4 - timestamps and decoder.loaded.processor.tokenizer.eos_token_id not in generated
-    expected = sum(float(step[token]) for step, token in zip(steps, generated, strict=True)) / len(generated)
-    assert decoder._logprob(inputs, 0, ids) == pytest.approx(expected, abs=1e-4)
-    eos = decoder.loaded.processor.tokenizer.eos_token_id
-    ended = [*ids[: prompt + 3], eos]
-    assert decoder._logprob(inputs, 0, ended) == pytest.approx(
-        sum(float(steps[i][ended[prompt + i]]) for i in range(4)) / 3, abs=1e-4
-    )
+    kept, retries = decode_with_fallback(generate, 2, text_of, DecodingOptions())
+    assert retries == [5, 5]
+    assert [text_of(a.tokens) for a in kept] == ["谢谢你谢谢你", "之前刚刚刚刚刚针对居民派发了"]
 
 
 def test_batches_are_longest_first(tmp_path):
