@@ -64,9 +64,9 @@ SHORT_LOOP_REPEATS = {1: 5, 2: 3, 3: 3, 4: 3}
 _SHORT_LOOPS = [re.compile(rf"(.{{{size}}})\1{{{times - 1}}}") for size, times in SHORT_LOOP_REPEATS.items()]
 # A phrase of 3 or more characters said twice in a row, inside one stretch between punctuation ("更大的微射更大的微射",
 # "国家和国家和"): the stutter of a weak decoder, and most of a distilled student's inserted characters on S0150
-# (results/number-rows). Real text does it too ("谢谢你谢谢你"): 14 of the 47,592 People's Daily 1998 sentences, 1 of
-# the 2,798 texts of the one-voice corpus, none of S0150's 457; such a clip is re-decoded, and keeps its greedy text
-# when every pass says it twice and repeats least (`kept_try`).
+# (results/number-rows). Real text does it too ("谢谢你谢谢你"): 14 of the 47,592 People's Daily 1998 sentences, 2 of
+# the 4,396 texts and labels of the one-voice corpus, none of S0150's 457 (results/fallback-rows/loop-test.txt);
+# such a clip is re-decoded, and keeps its greedy text when every pass says it twice (`kept_try`).
 PHRASE_REPEAT = re.compile(r"(?=(.{3,}?)\1)")
 # Digit stutters in a run of Arabic numerals: 2-4 digits 3 times ("25252535") or a digit other than 0 5 times, zeros
 # apart ("1000000"); none of the texts above has one outside internet slang ("55555", "88888888").
@@ -289,8 +289,9 @@ def decode_with_fallback(
 def kept_try(tries: Sequence[Attempt], text_of: Callable[[list[int]], str]) -> Attempt:
     """Of passes that all loop, the one with the fewest `repeated_characters`, the earliest (coolest) of a tie.
     Not the last, most random pass (OpenAI's Whisper), nor the most likely (faster-whisper): a model is most sure of
-    its loops, token by token. On the 23 S0150 clips where the one-voice students loop at every temperature, their
-    errors were 222 this way, 249 keeping the last, 281 the most likely, 350 the greedy (results/fallback-rows)."""
+    its loops, token by token. On the 22 chunks of S0150 clips where the one-voice students loop at every
+    temperature, their clips' errors were 220 this way, 245 keeping the last, 279 the most likely, 348 the greedy
+    (results/fallback-rows/rules.txt)."""
     return min(tries, key=lambda attempt: repeated_characters(text_of(attempt.tokens)))
 
 
