@@ -133,6 +133,7 @@ def test_repeated_characters_count_what_repetition_adds():
     assert repeated_characters("一三九二五八零零零零零零零四五七") == 6
     assert repeated_characters("想听歌曲稳稳的幸福") == 1  # a real reduplication counts too: passes are compared
     assert repeated_characters("今天天气很好") == 1 and repeated_characters("设定三十一度") == 0
+    assert repeated_characters("之前针对居民派发了消费券" * 5) == 48  # a long phrase looping is the most repetition
 
 
 def test_a_clip_that_loops_at_every_temperature_keeps_the_pass_that_repeats_least():

@@ -183,7 +183,8 @@ def upgraded_labels_run(saved: dict) -> dict:
     """A run.json of an earlier version in today's terms (the decoding options `temperature_fallback` and
     `simplified` became `fallback` and `keep_script`; `timestamps`, `long_form` and `chunk_seconds` are new), so
     labels made before an update are still added to; not those a fallback of another rule made (`FALLBACK_RULE`)."""
-    saved = {"timestamps": False, "fallback_rule": 1, **saved}  # before --timestamps, labels had no segments
+    # before --timestamps labels had no segments; before FALLBACK_RULE the fallback was rule 1
+    saved = {"timestamps": False, "fallback_rule": 1, **saved}
     before_long_form = asdict(LongFormMode())  # as read by a teacher without dwz_long_form
     before_long_form["long_form"] = before_long_form.pop("mode")
     decoding = {**before_long_form, **saved.get("decoding", {})}
