@@ -4,7 +4,6 @@ from distil_whisper_zh.cli import main
 from distil_whisper_zh.errors import DwzError
 from distil_whisper_zh.sentences import (
     DIGIT_STRINGS,
-    DIGITS,
     SentencesOptions,
     digit_strings,
     draw_sentences,
@@ -13,7 +12,7 @@ from distil_whisper_zh.sentences import (
     sentence_id,
     untag,
 )
-from distil_whisper_zh.text import normalize_for_cer
+from distil_whisper_zh.text import DIGIT_NAMES, normalize_for_cer
 
 OPTIONS = SentencesOptions(files=["unused.txt"], out="unused.tsv", min_chars=4, max_chars=12)
 
@@ -121,7 +120,7 @@ def test_digit_strings_are_numbers_read_digit_by_digit_drawn_from_the_seed(tmp_p
     assert drawn == digit_strings(40, "dwz") != digit_strings(40, "other") and len(set(drawn)) == 40
     phrases = {phrase for _, _, kind_phrases in DIGIT_STRINGS for phrase in kind_phrases}
     numbers = [text.removeprefix(next((p for p in phrases if text.startswith(p)), "")) for text in drawn]
-    assert all(set(number) <= set(DIGITS) for number in numbers)
+    assert all(set(number) <= set(DIGIT_NAMES.values()) for number in numbers)
     assert sorted({len(n) for n in numbers}) == [5, 6, 11]  # service, postcode; mobile and landline
     assert sum(n != t for n, t in zip(numbers, drawn, strict=True)) in range(10, 31)  # about half after a phrase
     mobiles = [n for n in numbers if len(n) == 11 and n[0] == "一"]

@@ -35,7 +35,7 @@ from tyro.conf import Positional, UseAppendAction
 from .data import load_dataset_spec
 from .errors import DwzError
 from .options import check_choices
-from .text import normalize_for_cer, spell_numbers, to_simplified
+from .text import DIGIT_NAMES, normalize_for_cer, spell_numbers, to_simplified
 
 _ENDS, _SOFT_ENDS = "。！？!?…", r"；;\s"
 _BREAKS = f"[{_ENDS}{_SOFT_ENDS}]"
@@ -49,7 +49,6 @@ _TAG = re.compile(r"\[|\][a-zA-Z]+|/[a-zA-Z]+")
 _TAGGED_TOKEN = re.compile(r"^\[?[^/\s]+/[a-zA-Z]+(\][a-zA-Z]+)?$")
 _JOINED_NUMBERS = re.compile(r"\d\s*[:：;；\-－—–~～〜/／∶、至到]\s*\d")  # 3:2, 16;9, 1998-1999, 1998至2000
 TAGGED_SAMPLE_LINES = 20
-DIGITS = "零一二三四五六七八九"
 # (kind, how to draw its digits, phrases that announce it): a digit from a string of choices, "#" any digit
 DIGIT_STRINGS = (
     ("mobile", ["1", "3456789", *"#" * 9], ("我的手机号是", "请拨打", "联系电话", "手机号码是", "您可以打")),
@@ -194,7 +193,7 @@ def digit_strings(count: int, seed: str, excluded: AbstractSet[str] = frozenset(
     drawn: dict[str, None] = {}
     while len(drawn) < count:
         _, places, phrases = DIGIT_STRINGS[len(drawn) % len(DIGIT_STRINGS)]
-        number = "".join(DIGITS[int(draw.choice("0123456789" if place == "#" else place))] for place in places)
+        number = "".join(DIGIT_NAMES[draw.choice("0123456789" if place == "#" else place)] for place in places)
         text = draw.choice(phrases) + number if draw.random() < PHRASED else number
         if normalize_for_cer(text) not in excluded:
             drawn.setdefault(text)
