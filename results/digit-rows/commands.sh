@@ -14,10 +14,10 @@ R=runs/cpu-base-zh
 O=$R/one-voice-rows
 K=results/digit-rows
 DWZ=.venv/bin/dwz
-$DWZ distill --student $O/student-init-3 --teacher pypi:whisper-base --epochs 3 --batch-size 16 \
-  --learning-rate 5e-4 --warmup-steps 20 --weight-decay 0.01 --eval-every 0 --save-every 100 \
-  --cache-encoder-states --cache-dir $O/cache --teacher-top-k 32 --mixed-precision auto \
-  --data $O/labels --data $O/labels-digits --out $O/digits
+COMMON="--student $O/student-init-3 --teacher pypi:whisper-base --epochs 3 --batch-size 16
+  --learning-rate 5e-4 --warmup-steps 20 --weight-decay 0.01 --eval-every 0 --save-every 100
+  --cache-encoder-states --cache-dir $O/cache --teacher-top-k 32 --mixed-precision auto"
+$DWZ distill $COMMON --data $O/labels --data $O/labels-digits --out $O/digits
 $DWZ evaluate --model pypi:whisper-base --model $O/base --model $O/digits \
   --data manifest:$O/s0150-nontest.jsonl --report $O/report-digits
 # the files kept here
@@ -27,10 +27,7 @@ cp $O/report-digits/*__*.jsonl $K/report/hypotheses/
 cp $O/digits/train_log.jsonl $K/train-logs/digits.jsonl
 .venv/bin/python scripts/number_clips.py $K/report > $K/number-clips.txt
 # base again with another seed (sampling order): how far two runs of one row differ, to read the rows against
-$DWZ distill --student $O/student-init-3 --teacher pypi:whisper-base --epochs 3 --batch-size 16 \
-  --learning-rate 5e-4 --warmup-steps 20 --weight-decay 0.01 --eval-every 0 --save-every 100 \
-  --cache-encoder-states --cache-dir $O/cache --teacher-top-k 32 --mixed-precision auto \
-  --data $O/labels --out $O/base-seed1 --seed 1
+$DWZ distill $COMMON --data $O/labels --out $O/base-seed1 --seed 1
 $DWZ evaluate --model pypi:whisper-base --model $O/base-seed1 \
   --data manifest:$O/s0150-nontest.jsonl --report $O/report-seed1
 mkdir -p $K/report-seed1/hypotheses
